@@ -1,0 +1,1 @@
+"""Probes: adapters that run one real tool and return measurements and findings."""

@@ -1,0 +1,137 @@
+"""The contract every probe implements, the context it receives and shared helpers.
+
+A probe runs a tool and parses its output. It never decides pass or fail: it
+returns measurements and findings, and reports a tool it cannot run as a
+measurement with status ``error`` instead of raising.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from daw.models import Measurement, MeasurementStatus, ProbeResult
+from daw.stages import Stage
+
+
+@dataclass(frozen=True)
+class ProbeSettings:
+    """Options from the command line, ``[tool.daw]`` and the policy's ``settings``.
+
+    Paths are absolute. ``test_command`` is an argument list; ``None`` means the
+    default ``<python> -m pytest``.
+    """
+
+    test_command: tuple[str, ...] | None = None
+    coverage_reports: tuple[Path, ...] = ()
+    junit_reports: tuple[Path, ...] = ()
+    sarif_files: tuple[Path, ...] = ()
+    osv_db: Path | None = None
+    osv_api_url: str | None = "https://api.osv.dev"
+    pypi_index_url: str | None = "https://pypi.org/pypi"
+    tool_timeout_s: float = 600.0
+    test_timeout_s: float = 1800.0
+    network_timeout_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class ProbeContext:
+    """What a probe may read.
+
+    ``repo_root`` is the git working tree. ``scan_root`` is where file-based tools
+    run: the working tree, or at the commit stage a temporary export of the git
+    index. ``files`` are the paths in scope, relative to ``scan_root``, sorted,
+    regular files only. ``changed_lines`` maps each path added or changed since
+    the base to its added or changed line numbers (1-based); it is None when no
+    base was given.
+    """
+
+    repo_root: Path
+    scan_root: Path
+    stage: Stage
+    files: tuple[str, ...]
+    python: str
+    settings: ProbeSettings = field(default_factory=ProbeSettings)
+    base: str | None = None
+    changed_lines: dict[str, frozenset[int]] | None = None
+    all_files: bool = False
+
+
+class Probe(Protocol):
+    """An adapter around one tool family.
+
+    ``metrics`` names every measurement the probe returns, so that an unexpected
+    crash can still be reported as ``error`` for each of them.
+    """
+
+    name: str
+    metrics: tuple[str, ...]
+
+    def cache_key(self, ctx: ProbeContext) -> str | None:
+        """Return a digest of everything the result depends on, or None to skip the cache."""
+        ...
+
+    def run(self, ctx: ProbeContext) -> ProbeResult:
+        """Run the tool and return its measurements and findings."""
+        ...
+
+
+def digest_files(root: Path, paths: Iterable[str], *extra: str) -> str:
+    """Return a sha256 over ``extra`` and the names and contents of ``paths``.
+
+    A missing or unreadable file contributes its name and a marker, so that a
+    file appearing later changes the digest.
+    """
+    digest = hashlib.sha256()
+    for part in extra:
+        digest.update(part.encode("utf-8", "surrogateescape") + b"\0")
+    for rel in sorted(set(paths)):
+        digest.update(rel.encode("utf-8", "surrogateescape") + b"\0")
+        try:
+            digest.update(hashlib.sha256((root / rel).read_bytes()).digest())
+        except OSError:
+            digest.update(b"<missing>")
+    return digest.hexdigest()
+
+
+def error_result(
+    probe: str, metrics: Iterable[str], tool: str, reason: str
+) -> ProbeResult:
+    """Return a result with an ``error`` measurement for each metric."""
+    return ProbeResult(
+        probe=probe,
+        measurements=[
+            Measurement(
+                metric=m, status=MeasurementStatus.ERROR, tool=tool, reason=reason
+            )
+            for m in metrics
+        ],
+    )
+
+
+def not_applicable(metric: str, tool: str, reason: str) -> Measurement:
+    """Return a measurement that says the metric does not apply to this repository."""
+    return Measurement(
+        metric=metric, status=MeasurementStatus.NOT_APPLICABLE, tool=tool, reason=reason
+    )
+
+
+def files_with_suffix(ctx: ProbeContext, *suffixes: str) -> list[str]:
+    """Return the in-scope paths that end with one of ``suffixes``, outside vendored folders."""
+    skipped = (
+        "node_modules/",
+        ".venv/",
+        "venv/",
+        ".git/",
+        ".daw/",
+        ".tox/",
+        "__pycache__/",
+    )
+    return [
+        rel
+        for rel in ctx.files
+        if rel.endswith(suffixes) and not any(f"/{s}" in f"/{rel}" for s in skipped)
+    ]
