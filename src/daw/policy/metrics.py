@@ -45,6 +45,9 @@ METRICS: dict[str, MetricSpec] = {
     "secrets": MetricSpec("count", "secret"),
     **_severity_counts("sast", "sast"),
     **_severity_counts("sca", "sca"),
+    # An advisory with no severity anywhere, or a dependency whose version cannot be
+    # resolved, may hide a critical one, so it counts as critical (fail closed).
+    "sca_critical": MetricSpec("count", "sca", ("critical", "unknown")),
     "dependency_age_days": MetricSpec("max", "dependency_age"),
     "api_p95_ms": MetricSpec("direct", "api_p95_ms"),
     "bundle_size_increase_pct": MetricSpec("direct", "bundle_size_increase_pct"),
