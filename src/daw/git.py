@@ -100,27 +100,23 @@ def _empty_tree(root: Path) -> str:
 
 
 def changed_lines(
-    root: Path, base: str | None, *, staged: bool = False
+    root: Path, base: str | None, *, staged: bool = False, head: bool = False
 ) -> dict[str, frozenset[int]]:
     """Return, per path, the line numbers added or changed since ``base``.
 
-    With ``staged`` the index is compared with ``base`` (HEAD by default);
-    otherwise the working tree is. Renames are followed, so a moved file counts
-    only its edited lines. Paths are relative to ``root``.
+    ``base`` defaults to HEAD. With ``staged`` the index is compared with it, with
+    ``head`` the HEAD commit, and otherwise the working tree. Renames are followed,
+    so a moved file counts only its edited lines. Paths are relative to ``root``.
     """
     against = base or (head_commit(root) or _empty_tree(root))
-    args = [
-        "diff",
-        "--no-color",
-        "--no-ext-diff",
-        "-M",
-        "--unified=0",
-        "--diff-filter=ACMR",
-    ]
+    args = ["diff", "--no-color", "--no-ext-diff", "-M", "--unified=0"]
+    args.append("--diff-filter=ACMR")
     if staged:
         args.append("--cached")
-    out = _git(root, *args, against)
-    return _parse_diff(out)
+    args.append(against)
+    if head and not staged:
+        args.append("HEAD")
+    return _parse_diff(_git(root, *args))
 
 
 def _parse_diff(out: str) -> dict[str, frozenset[int]]:

@@ -165,13 +165,17 @@ def _located(
     exc: ValidationError, sources: list[PolicySource], prefix: Location = ()
 ) -> ConfigError:
     error = exc.errors()[0]
-    loc: Location = (*prefix, *error["loc"])
+    loc: Location = tuple(
+        part for part in (*prefix, *error["loc"]) if part != "[key]"
+    )
     field = ".".join(str(part) for part in loc) or "(top level)"
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         message = f"unknown key {loc[-1]!r}"
     elif error["type"] == "missing":
         message = "required field is missing"
+    elif "[key]" in error["loc"]:
+        message = f"unknown name {loc[-1]!r}: {message}"
     for source in reversed(sources):
         if any(loc[:end] in source.lines for end in range(len(loc), 0, -1)):
             line = source.line_of(loc)

@@ -1,0 +1,5 @@
+"""Allow ``python -m daw``."""
+
+from daw.cli.main import run
+
+run()

@@ -1,0 +1,1 @@
+"""The ``daw`` command line: parses input, calls workflows, renders output."""
