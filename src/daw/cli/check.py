@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -22,6 +23,9 @@ from daw.cli.common import (
 from daw.models import ProbeResult
 from daw.policy.model import Settings
 from daw.stages import ENVIRONMENTS, Stage
+
+
+CACHE_ENV = "DAW_CACHE_DIR"
 
 
 class _Progress:
@@ -50,7 +54,9 @@ def _absolute(paths: list[Path] | None) -> list[str]:
 
 
 def check_command(
-    stage: Stage = typer.Option(Stage.MERGE, "--stage", "-s", help="Delivery stage to judge."),
+    stage: Stage = typer.Option(
+        Stage.MERGE, "--stage", "-s", help="Delivery stage to judge."
+    ),
     environment: str = typer.Option(
         "development", "--env", "-e", help=f"Environment: {', '.join(ENVIRONMENTS)}."
     ),
@@ -58,18 +64,24 @@ def check_command(
         None, "--base", help="Base ref for new-code coverage (merge-base with HEAD)."
     ),
     all_files: bool = typer.Option(
-        False, "--all-files", help="At the commit stage, check the whole tree, not the index."
+        False,
+        "--all-files",
+        help="At the commit stage, check the whole tree, not the index.",
     ),
     policy: Path | None = typer.Option(
         None, "--policy", help="Policy file [default: .daw/policy.yaml]."
     ),
     output: OutputFormat = FORMAT_OPTION,
-    sarif_out: Path | None = typer.Option(None, "--sarif-out", help="Write all findings as SARIF."),
+    sarif_out: Path | None = typer.Option(
+        None, "--sarif-out", help="Write all findings as SARIF."
+    ),
     junit_out: Path | None = typer.Option(
         None, "--junit-out", help="Write one JUnit test case per criterion."
     ),
     sarif: list[Path] | None = typer.Option(
-        None, "--sarif", help="Import SARIF 2.1 results (semgrep, CodeQL, eslint); repeatable."
+        None,
+        "--sarif",
+        help="Import SARIF 2.1 results (semgrep, CodeQL, eslint); repeatable.",
     ),
     coverage_report: list[Path] | None = typer.Option(
         None,
@@ -78,19 +90,29 @@ def check_command(
         "instead of running the tests; repeatable.",
     ),
     junit_report: list[Path] | None = typer.Option(
-        None, "--junit-report", help="Count test failures from this JUnit XML; repeatable."
+        None,
+        "--junit-report",
+        help="Count test failures from this JUnit XML; repeatable.",
     ),
     osv_db: Path | None = typer.Option(
-        None, "--osv-db", help="Offline OSV advisories: a folder of JSON files or an OSV zip."
+        None,
+        "--osv-db",
+        help="Offline OSV advisories: a folder of JSON files or an OSV zip.",
     ),
     test_command: str | None = typer.Option(
-        None, "--test-command", help="Test command to run under coverage [default: python -m pytest]."
+        None,
+        "--test-command",
+        help="Test command to run under coverage [default: python -m pytest].",
     ),
-    no_cache: bool = typer.Option(False, "--no-cache", help="Run every tool, ignoring cached results."),
+    no_cache: bool = typer.Option(
+        False, "--no-cache", help="Run every tool, ignoring cached results."
+    ),
     jobs: int | None = typer.Option(
         None, "--jobs", "-j", min=1, help="Probes run at once [default: CPU count]."
     ),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines on stderr."),
+    quiet: bool = typer.Option(
+        False, "--quiet", "-q", help="No progress lines on stderr."
+    ),
     repo: Path = REPO_OPTION,
     store: Path | None = STORE_OPTION,
 ) -> int:
@@ -103,12 +125,15 @@ def check_command(
 
     if environment not in ENVIRONMENTS:
         raise UsageError(
-            f"invalid --env {environment!r}", hint=f"use one of: {', '.join(ENVIRONMENTS)}"
+            f"invalid --env {environment!r}",
+            hint=f"use one of: {', '.join(ENVIRONMENTS)}",
         )
     try:
         command = shlex.split(test_command) if test_command else None
     except ValueError as exc:
-        raise UsageError(f"invalid --test-command: {exc}", hint="check the quoting") from exc
+        raise UsageError(
+            f"invalid --test-command: {exc}", hint="check the quoting"
+        ) from exc
     settings = Settings(
         test_command=command,
         coverage_reports=_absolute(coverage_report),
@@ -125,6 +150,9 @@ def check_command(
         policy_path=policy.resolve() if policy else None,
         cli_settings=settings,
         use_cache=not no_cache,
+        cache_dir=Path(os.environ[CACHE_ENV]).resolve()
+        if os.environ.get(CACHE_ENV)
+        else None,
         jobs=jobs,
     )
     console = stderr_console()
@@ -136,6 +164,8 @@ def check_command(
     if junit_out:
         write_file(junit_out, render_junit(record), "JUnit report")
     if record.dirty:
-        console.print("[yellow]note: the working tree has uncommitted changes to tracked files[/yellow]")
+        console.print(
+            "[yellow]note: the working tree has uncommitted changes to tracked files[/yellow]"
+        )
     console.print(f"run {record.run_id} stored; status {record.verdict.status.value}")
     return exit_status(record)
