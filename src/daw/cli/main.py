@@ -14,7 +14,6 @@ import tempfile
 import traceback
 from pathlib import Path
 
-import click
 import typer
 
 from daw import __version__
@@ -74,25 +73,26 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = app(args=argv, standalone_mode=False, prog_name="daw")
     except DawError as exc:
-        click.echo(f"daw: error: {exc.message}", err=True)
+        typer.echo(f"daw: error: {exc.message}", err=True)
         if exc.hint:
-            click.echo(f"hint: {exc.hint}", err=True)
+            typer.echo(f"hint: {exc.hint}", err=True)
         return exc.exit_code
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
+    except typer.TyperException as exc:
+        show = getattr(exc, "show", None)
+        if show is not None:
+            show()
+        else:
+            typer.echo(f"daw: error: {exc.format_message()}", err=True)
         return exc.exit_code
-    except click.exceptions.Abort:
-        click.echo("daw: interrupted", err=True)
-        return EXIT_INTERRUPTED
-    except KeyboardInterrupt:
-        click.echo("daw: interrupted", err=True)
+    except (typer.Abort, KeyboardInterrupt):
+        typer.echo("daw: interrupted", err=True)
         return EXIT_INTERRUPTED
     except Exception as exc:  # noqa: BLE001 - the last line of defence against tracebacks
         log_path = _write_crash_log()
-        click.echo(f"daw: internal error: {type(exc).__name__}: {exc}", err=True)
-        click.echo(f"details were written to {log_path}; please report it", err=True)
+        typer.echo(f"daw: internal error: {type(exc).__name__}: {exc}", err=True)
+        typer.echo(f"details were written to {log_path}; please report it", err=True)
         return EXIT_INTERNAL
     return result if isinstance(result, int) else 0
 
