@@ -114,7 +114,9 @@ def _run_one(probe: Probe, ctx: ProbeContext, cache: ResultCache | None) -> Prob
         result = probe.run(ctx)
     except Exception as exc:  # a probe bug must not hide the other measurements
         log.exception("probe %s failed", probe.name)
-        result = error_result(probe.name, probe.metrics, probe.name, f"probe crashed: {exc}")
+        result = error_result(
+            probe.name, probe.metrics, probe.name, f"probe crashed: {exc}"
+        )
     result = result.model_copy(update={"duration_s": time.monotonic() - started})
     if key is not None and cache is not None:
         cache.put(probe.name, key, result)
@@ -138,7 +140,9 @@ def run_probes(
             progress(probe.name, "done", result)
         return result
 
-    with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="probe") as pool:
+    with ThreadPoolExecutor(
+        max_workers=max(1, jobs), thread_name_prefix="probe"
+    ) as pool:
         results = list(pool.map(task, probes))
     return sorted(results, key=lambda result: result.probe)
 
@@ -213,7 +217,10 @@ def run_check(
         policy_sources=[source.path for source in sources],
         measurements=measurements,
         findings=findings,
-        probes=[ProbeSummary(probe=r.probe, duration_s=r.duration_s, cached=r.cached) for r in results],
+        probes=[
+            ProbeSummary(probe=r.probe, duration_s=r.duration_s, cached=r.cached)
+            for r in results
+        ],
         verdict=verdict,
     )
 

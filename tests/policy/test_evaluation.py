@@ -264,5 +264,5 @@ def test_same_inputs_give_identical_json(policy):
 def test_criteria_are_stably_ordered(policy):
     ids = [c.id for c in run(policy, []).criteria]
     assert ids[0].startswith("code_quality.")
-    assert ids[-1].startswith("uat.")
-    assert len(ids) == 17
+    assert ids[-1].startswith("migration.")
+    assert len(ids) == 19

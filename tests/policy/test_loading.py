@@ -20,7 +20,7 @@ def write_policy(root: Path, text: str) -> Path:
 def test_default_policy_has_all_criteria(tmp_path):
     policy, sources = load_policy(tmp_path)
     ids = {cid for cid, _ in policy.criteria()}
-    assert len(ids) == 17
+    assert len(ids) == 19
     assert "security.sca_critical" in ids
     assert len(sources) == 1
 

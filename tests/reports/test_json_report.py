@@ -108,8 +108,8 @@ def test_json_criteria_order(standard_record: RunRecord) -> None:
         "code_quality.typescript_strict",
     ]
     assert ids[6] == "security.dependency_age"
-    assert ids[-1] == "uat.visual_regression"
-    assert len(ids) == 17
+    assert ids[-1] == "migration.lock_risk"
+    assert len(ids) == 19
 
 
 def test_json_criterion_fields(standard_record: RunRecord) -> None:

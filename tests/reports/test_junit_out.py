@@ -35,16 +35,16 @@ def test_junit_suites_per_gate(standard_record: RunRecord) -> None:
     root = _root(standard_record)
     names = [suite.get("name") for suite in root.findall("testsuite")]
 
-    assert names == ["code_quality", "security", "performance", "uat"]
+    assert names == ["code_quality", "security", "performance", "uat", "migration"]
 
 
 def test_junit_total_counts(standard_record: RunRecord) -> None:
     root = _root(standard_record)
 
-    assert root.get("tests") == "17"
+    assert root.get("tests") == "19"
     assert root.get("failures") == "3"
     assert root.get("errors") == "1"
-    assert root.get("skipped") == "8"
+    assert root.get("skipped") == "10"
 
 
 def test_junit_suite_counts_match_cases(standard_record: RunRecord) -> None:
@@ -161,7 +161,7 @@ def test_junit_read_by_project_reader(
     path.write_text(render_junit(standard_record), encoding="utf-8")
     cases = {case.name: case for case in read_junit(path)}
 
-    assert len(cases) == 17
+    assert len(cases) == 19
     assert cases["code_quality.lint_errors"].outcome == "failed"
     assert cases["code_quality.test_failures"].outcome == "error"
     assert cases["uat.p0_journeys"].outcome == "skipped"

@@ -54,6 +54,7 @@ def test_markdown_gates_in_order(standard_record: RunRecord) -> None:
         "security",
         "performance",
         "uat",
+        "migration",
         "Blocking findings",
         "Waivers",
     ]

@@ -38,7 +38,7 @@ def test_terminal_summary_and_blocking(standard_record: RunRecord) -> None:
     assert lines == [
         "BLOCK at stage merge, environment development"
         " (run 20260301T115930-3f9c2a7b1d04, started 2026-03-01T11:59:30+00:00)",
-        "criteria: 3 block, 1 error, 2 warn, 3 pass, 8 n/a",
+        "criteria: 3 block, 1 error, 2 warn, 3 pass, 10 n/a",
         "",
         "code_quality.coverage_new_code blocks: 72.5 %, expected >= 80 %;"
         " blocks at merge (block-merge)",
@@ -70,10 +70,10 @@ def test_terminal_gate_titles_in_order(standard_record: RunRecord) -> None:
     titles = [
         line
         for line in lines
-        if line in ("code_quality", "security", "performance", "uat")
+        if line in ("code_quality", "security", "performance", "uat", "migration")
     ]
 
-    assert titles == ["code_quality", "security", "performance", "uat"]
+    assert titles == ["code_quality", "security", "performance", "uat", "migration"]
 
 
 def test_terminal_table_rows(standard_record: RunRecord) -> None:
@@ -137,7 +137,7 @@ def test_terminal_pass_has_no_blocking_section(build_record) -> None:
     assert lines == [
         "PASS at stage commit, environment development"
         " (run 20260301T115930-3f9c2a7b1d04, started 2026-03-01T11:59:30+00:00)",
-        "criteria: 0 block, 0 error, 0 warn, 1 pass, 16 n/a",
+        "criteria: 0 block, 0 error, 0 warn, 1 pass, 18 n/a",
     ]
 
 

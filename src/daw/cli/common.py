@@ -74,10 +74,15 @@ def exit_status(record: RunRecord) -> int:
 
 
 REPO_OPTION = typer.Option(
-    Path("."), "--repo", help="Repository to check (any folder inside it).", show_default=True
+    Path("."),
+    "--repo",
+    help="Repository to check (any folder inside it).",
+    show_default=True,
 )
 STORE_OPTION = typer.Option(
-    None, "--store", help="SQLite run store [default: .daw/daw.db in the repository, or $DAW_STORE]."
+    None,
+    "--store",
+    help="SQLite run store [default: .daw/daw.db in the repository, or $DAW_STORE].",
 )
 FORMAT_OPTION = typer.Option(
     OutputFormat.TABLE, "--format", "-f", help="Output format on stdout."

@@ -13,7 +13,9 @@ from daw.cli.common import REPO_OPTION
 from daw.policy.loading import PROJECT_POLICY, load_policy
 from daw.stages import ENVIRONMENTS, Stage
 
-policy_app = typer.Typer(help="Show or validate the quality-gate policy.", no_args_is_help=True)
+policy_app = typer.Typer(
+    help="Show or validate the quality-gate policy.", no_args_is_help=True
+)
 
 
 def _stage_effect(action_value: str, stage: Stage) -> str:
@@ -27,15 +29,21 @@ def _stage_effect(action_value: str, stage: Stage) -> str:
 
 @policy_app.command("show")
 def show(
-    stage: Stage = typer.Option(Stage.MERGE, "--stage", "-s", help="Stage to describe."),
+    stage: Stage = typer.Option(
+        Stage.MERGE, "--stage", "-s", help="Stage to describe."
+    ),
     environment: str = typer.Option("development", "--env", "-e", help="Environment."),
-    policy: Path | None = typer.Option(None, "--policy", help="Policy file [default: .daw/policy.yaml]."),
+    policy: Path | None = typer.Option(
+        None, "--policy", help="Policy file [default: .daw/policy.yaml]."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of YAML."),
     repo: Path = REPO_OPTION,
 ) -> None:
     """Print the effective policy for a stage and environment, with its digest."""
     root = _root(repo)
-    effective, sources = load_policy(root, policy.resolve() if policy else None, environment)
+    effective, sources = load_policy(
+        root, policy.resolve() if policy else None, environment
+    )
     data = effective.canonical()
     for gate in data["gates"].values():
         for criterion in gate.values():
@@ -53,12 +61,16 @@ def show(
     if as_json:
         typer.echo(json.dumps(document, indent=2, sort_keys=True))
     else:
-        typer.echo(yaml.safe_dump(document, sort_keys=False, allow_unicode=True), nl=False)
+        typer.echo(
+            yaml.safe_dump(document, sort_keys=False, allow_unicode=True), nl=False
+        )
 
 
 @policy_app.command("validate")
 def validate(
-    path: Path | None = typer.Argument(None, help="Policy file [default: .daw/policy.yaml]."),
+    path: Path | None = typer.Argument(
+        None, help="Policy file [default: .daw/policy.yaml]."
+    ),
     repo: Path = REPO_OPTION,
 ) -> None:
     """Check a policy file, including every environment override; exit 2 when invalid."""

@@ -30,7 +30,9 @@ runs_app = typer.Typer(help="List and show stored runs.", no_args_is_help=True)
 
 @runs_app.command("list")
 def list_runs(
-    limit: int = typer.Option(20, "--limit", "-n", min=1, help="Number of runs to list."),
+    limit: int = typer.Option(
+        20, "--limit", "-n", min=1, help="Number of runs to list."
+    ),
     repo: Path = REPO_OPTION,
     store: Path | None = STORE_OPTION,
 ) -> None:
@@ -51,7 +53,9 @@ def list_runs(
 
 @runs_app.command("show")
 def show_run(
-    run_id: str = typer.Argument(..., help="Run id, or a unique prefix of at least 6 characters."),
+    run_id: str = typer.Argument(
+        ..., help="Run id, or a unique prefix of at least 6 characters."
+    ),
     output: OutputFormat = FORMAT_OPTION,
     repo: Path = REPO_OPTION,
     store: Path | None = STORE_OPTION,
@@ -80,9 +84,13 @@ def replay(record: RunRecord, policy: Policy) -> RunRecord:
 
 
 def replay_command(
-    run_id: str = typer.Argument(..., help="Run id, or a unique prefix of at least 6 characters."),
+    run_id: str = typer.Argument(
+        ..., help="Run id, or a unique prefix of at least 6 characters."
+    ),
     policy: Path | None = typer.Option(
-        None, "--policy", help="Evaluate under this policy file instead of the stored policy."
+        None,
+        "--policy",
+        help="Evaluate under this policy file instead of the stored policy.",
     ),
     output: OutputFormat = FORMAT_OPTION,
     repo: Path = REPO_OPTION,
@@ -93,7 +101,9 @@ def replay_command(
     if policy is None:
         effective = Policy.model_validate(record.policy)
     else:
-        effective, _ = load_policy(Path(record.repo), policy.resolve(), record.environment)
+        effective, _ = load_policy(
+            Path(record.repo), policy.resolve(), record.environment
+        )
     replayed = replay(record, effective)
     emit(replayed, output)
     if policy is not None:

@@ -55,4 +55,6 @@ METRICS: dict[str, MetricSpec] = {
     "p0_journeys_pass_pct": MetricSpec("direct", "p0_journeys_pass_pct"),
     "p1_journeys_pass_pct": MetricSpec("direct", "p1_journeys_pass_pct"),
     "visual_diff_pct": MetricSpec("direct", "visual_diff_pct"),
+    "migration_destructive": MetricSpec("count", "migration_destructive"),
+    "migration_lock_risk": MetricSpec("count", "migration_lock_risk"),
 }

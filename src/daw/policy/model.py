@@ -13,7 +13,7 @@ from daw.policy.metrics import METRICS, SEVERITIES
 from daw.stages import Action
 
 Operator = Literal[">=", ">", "<=", "<", "=="]
-GateName = Literal["code_quality", "security", "performance", "uat"]
+GateName = Literal["code_quality", "security", "performance", "uat", "migration"]
 EnvironmentName = Literal["development", "staging", "production"]
 GATES: tuple[str, ...] = GateName.__args__  # type: ignore[attr-defined]
 
