@@ -57,7 +57,7 @@ def run_tool(
     """
     merged_env = {**os.environ, **(env or {})}
     started = time.monotonic()
-    log.debug("running %s in %s", shlex.join(args), cwd)
+    log.debug("running %s in %s", redact(shlex.join(args)), cwd)
     try:
         proc = subprocess.run(  # noqa: S603 - an argument list, never a shell
             args,
