@@ -53,9 +53,14 @@ def run_tool(
 ) -> Completed:
     """Run ``args`` in ``cwd`` and return its result whatever the exit code.
 
+    PYTHONSAFEPATH=1 is set unless ``env`` overrides it, so that ``python -m TOOL``
+    imports the installed tool and not a ``TOOL.py`` in the repository under check.
+    Callers that must import the project's own code, such as its test run, pass
+    ``{"PYTHONSAFEPATH": ""}``.
+
     Raises ToolError when the program is missing or does not finish in ``timeout_s``.
     """
-    merged_env = {**os.environ, **(env or {})}
+    merged_env = {**os.environ, "PYTHONSAFEPATH": "1", **(env or {})}
     started = time.monotonic()
     log.debug("running %s in %s", redact(shlex.join(args)), cwd)
     try:

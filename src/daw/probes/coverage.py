@@ -57,6 +57,9 @@ from daw.redact import redact
 
 log = logging.getLogger(__name__)
 
+# The test run imports the project's own code, so the repository stays on sys.path.
+PROJECT_CODE_ENV = {"PYTHONSAFEPATH": ""}
+
 COVERAGE_TOOL = "coverage"
 UNCOVERED_RULE = "uncovered-new-code"
 TEST_FAILURE_RULE = "test-failure"
@@ -182,7 +185,7 @@ class TestCoverageProbe:
             args,
             cwd=ctx.repo_root,
             timeout_s=ctx.settings.test_timeout_s,
-            env={"PYTHONDONTWRITEBYTECODE": "1"},
+            env={"PYTHONDONTWRITEBYTECODE": "1", **PROJECT_CODE_ENV},
         )
         code = completed.returncode
         log.info("test command exited with %d after %.1f s", code, completed.duration_s)
@@ -452,7 +455,12 @@ def _run_unwrapped(ctx: ProbeContext) -> Completed | None:
     command = _unwrapped_command(ctx)
     if command is None:
         return None
-    return run_tool(command, cwd=ctx.repo_root, timeout_s=ctx.settings.test_timeout_s)
+    return run_tool(
+        command,
+        cwd=ctx.repo_root,
+        timeout_s=ctx.settings.test_timeout_s,
+        env=PROJECT_CODE_ENV,
+    )
 
 
 def _unwrapped_command(ctx: ProbeContext) -> list[str] | None:
