@@ -1,4 +1,4 @@
-"""Benchmark: the tools run one after another by hand, a cold ``daw check`` and a warm one.
+"""Benchmark: tools run one after another, a cold ``daw check`` and a warm one.
 
 Generates a Python repository of at least 20,000 lines with at least 300 tests,
 then measures, in one run and interleaved over several rounds, the wall time of
@@ -8,7 +8,9 @@ then measures, in one run and interleaved over several rounds, the wall time of
 It prints medians and the ratios cold/sequential and warm/cold, and with
 ``--markdown FILE`` appends a dated section to that file.
 
-Usage: python benchmarks/bench_check.py [--rounds 3] [--modules 120] [--markdown docs/benchmarks.md]
+Usage:
+    python benchmarks/bench_check.py [--rounds 3] [--modules 120]
+        [--markdown docs/benchmarks.md]
 """
 
 from __future__ import annotations
@@ -86,7 +88,8 @@ def table_{index}_{n}(size: int) -> dict[int, int]:
     return table
 """
 
-TEST_TEMPLATE = """from app.mod{index} import Account{index}, clamp_{index}, scale_{index}
+TEST_TEMPLATE = """from app.mod{index} import Account{index}
+from app.mod{index} import clamp_{index}, scale_{index}
 
 
 def test_scale_{index}():
@@ -106,7 +109,7 @@ def test_account_{index}():
 
 
 def generate(root: Path, modules: int) -> tuple[int, int]:
-    """Write the repository under ``root`` and return (lines of code, number of tests)."""
+    """Write the repository under ``root``; return (lines of code, number of tests)."""
     (root / "app").mkdir(parents=True)
     (root / "tests").mkdir()
     (root / "app" / "__init__.py").write_text("")
@@ -242,26 +245,33 @@ def main() -> int:
     return 0
 
 
+def _machine() -> str:
+    return (
+        f"{platform.machine()}, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}, {platform.platform()}"
+    )
+
+
 def _report(medians, rows, lines, tests, rounds) -> str:
     cold_ratio = medians["cold"] / medians["sequential"]
     warm_ratio = medians["warm"] / medians["cold"]
-    machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, {platform.platform()}"
     today = dt.date.today().isoformat()
-    lines_out = [
+    out = [
         f"\n## daw check --stage merge, {today}\n",
-        f"Machine: {machine}. Repository: {lines} generated lines, {tests} tests; {rounds} interleaved rounds.\n",
+        f"Machine: {_machine()}. Repository: {lines} generated lines, "
+        f"{tests} tests; {rounds} interleaved rounds.\n",
         "| measurement | median (s) | all rounds (s) |",
         "|---|---|---|",
     ]
     for name, values in rows.items():
-        lines_out.append(
-            f"| {name} | {medians[name]:.2f} | {', '.join(f'{v:.2f}' for v in values)} |"
-        )
-    lines_out.append("")
-    lines_out.append(
-        f"cold / sequential = {cold_ratio:.2f} (target <= 0.8); warm / cold = {warm_ratio:.3f} (target <= 0.1)\n"
+        rounds_text = ", ".join(f"{value:.2f}" for value in values)
+        out.append(f"| {name} | {medians[name]:.2f} | {rounds_text} |")
+    out.append("")
+    out.append(
+        f"cold / sequential = {cold_ratio:.2f} (target <= 0.8); "
+        f"warm / cold = {warm_ratio:.3f} (target <= 0.1)\n"
     )
-    return "\n".join(lines_out) + "\n"
+    return "\n".join(out) + "\n"
 
 
 if __name__ == "__main__":

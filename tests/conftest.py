@@ -1,4 +1,4 @@
-"""Shared fixtures: real git repositories in temporary folders, away from the home folder."""
+"""Shared fixtures: real git repositories in temporary folders, with a private HOME."""
 
 from __future__ import annotations
 

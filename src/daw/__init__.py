@@ -1,3 +1,3 @@
-"""DAW, the Deterministic Agent Workbench: measure a change and decide whether it ships."""
+"""DAW, the Deterministic Agent Workbench: decide whether a change may ship."""
 
 __version__ = "0.1.0"

@@ -70,7 +70,7 @@ def new_run_id(now: dt.datetime) -> str:
 
 
 def _regular_files(root: Path, paths: Sequence[str]) -> tuple[str, ...]:
-    """Keep paths that are regular files, skipping symlinks (which may loop) and folders."""
+    """Keep regular files, skipping folders and symlinks (which may loop)."""
     kept = []
     for rel in paths:
         path = root / rel
@@ -81,7 +81,7 @@ def _regular_files(root: Path, paths: Sequence[str]) -> tuple[str, ...]:
 
 @contextmanager
 def _scope(request: CheckRequest, root: Path) -> Iterator[Scope]:
-    """Yield the scope; at the commit stage the git index is exported to a temporary folder."""
+    """Yield the scope; the commit stage exports the git index to a temp folder."""
     if request.stage is Stage.COMMIT and not request.all_files:
         with tempfile.TemporaryDirectory(prefix="daw-index-") as temporary:
             export = Path(temporary)
@@ -130,7 +130,7 @@ def run_probes(
     jobs: int,
     progress: ProgressCallback | None = None,
 ) -> list[ProbeResult]:
-    """Run ``probes`` on at most ``jobs`` threads and return their results by probe name."""
+    """Run ``probes`` on at most ``jobs`` threads; return the results by probe name."""
 
     def task(probe: Probe) -> ProbeResult:
         if progress:

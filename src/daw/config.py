@@ -20,7 +20,7 @@ from daw.probes.base import ProbeSettings
 
 
 def read_tool_table(repo_root: Path) -> dict[str, Any]:
-    """Return ``[tool.daw]`` from the repository's pyproject.toml, or an empty mapping."""
+    """Return ``[tool.daw]`` of the repository's pyproject.toml, or ``{}``."""
     path = repo_root / "pyproject.toml"
     if not path.is_file():
         return {}

@@ -57,7 +57,7 @@ def head_commit(root: Path) -> str | None:
 
 
 def merge_base(root: Path, base_ref: str) -> str:
-    """Return the merge-base of HEAD and ``base_ref``; raises GitError for an unknown ref."""
+    """Return the merge-base of HEAD and ``base_ref``; GitError for an unknown ref."""
     resolved = _git(
         root, "rev-parse", "--verify", "--quiet", f"{base_ref}^{{commit}}", check=False
     )
@@ -144,6 +144,6 @@ def export_index(root: Path, destination: Path) -> None:
 
 
 def is_dirty(root: Path) -> bool:
-    """Return whether tracked files differ from HEAD in the index or the working tree."""
+    """Return whether tracked files differ from HEAD in the index or work tree."""
     out = _git(root, "status", "--porcelain", "--untracked-files=no")
     return bool(out.strip())

@@ -1,4 +1,4 @@
-"""The one way DAW runs an external tool: an argument list, a timeout, both streams kept."""
+"""The one way DAW runs an external tool: argument list, timeout, both streams kept."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ class ToolError(Exception):
 
 @dataclass(frozen=True)
 class Completed:
-    """The outcome of one tool run: exit code, output streams and duration in seconds."""
+    """The outcome of one tool run: exit code, output streams, duration in seconds."""
 
     args: tuple[str, ...]
     returncode: int
@@ -36,7 +36,7 @@ class Completed:
     duration_s: float
 
     def describe(self, limit: int = 2000) -> str:
-        """Return the command, exit code and the end of stderr, with secrets redacted."""
+        """Return the command, exit code and end of stderr, with secrets redacted."""
         tail = self.stderr.strip()[-limit:] or self.stdout.strip()[-limit:]
         return redact(
             f"`{shlex.join(self.args)}` exited with {self.returncode}: {tail}"

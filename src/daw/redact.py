@@ -14,6 +14,6 @@ _ASSIGNMENT = re.compile(
 
 
 def redact(text: str) -> str:
-    """Return ``text`` with URL passwords and ``key=value`` secrets replaced by ``***``."""
+    """Return ``text`` with URL passwords and ``key=value`` secrets masked."""
     text = _URL_PASSWORD.sub(r"\g<scheme>\g<user>:***@", text)
     return _ASSIGNMENT.sub(r"\g<key>\g<sep>***", text)

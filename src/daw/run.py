@@ -1,4 +1,4 @@
-"""The record of one check: its inputs, measurements and verdict, as stored and replayed."""
+"""The record of one check: inputs, measurements and verdict, stored for replay."""
 
 from __future__ import annotations
 

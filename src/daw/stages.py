@@ -6,7 +6,7 @@ from enum import StrEnum
 
 
 class Stage(StrEnum):
-    """A delivery stage. Later stages are stricter: commit < merge < release < production."""
+    """A delivery stage, ordered commit < merge < release < production."""
 
     COMMIT = "commit"
     MERGE = "merge"

@@ -62,7 +62,9 @@ def clean_files() -> dict[str, str]:
     return {
         "app.py": CLEAN_APP,
         "test_app.py": CLEAN_TEST,
-        "pyproject.toml": '[project]\nname = "demo"\nversion = "0"\ndependencies = []\n',
+        "pyproject.toml": (
+            '[project]\nname = "demo"\nversion = "0"\ndependencies = []\n'
+        ),
     }
 
 

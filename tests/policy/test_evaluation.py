@@ -9,7 +9,7 @@ import pytest
 
 from daw.models import Finding, Measurement, MeasurementStatus, fingerprint
 from daw.policy.evaluation import NOT_MEASURED, evaluate
-from daw.policy.loading import deep_merge, load_policy, validate, default_source
+from daw.policy.loading import deep_merge, default_source, load_policy, validate
 from daw.policy.model import Policy
 from daw.policy.verdict import OverallStatus, Status
 from daw.stages import Stage
@@ -61,7 +61,12 @@ def bandit_finding(severity: str, confidence: str) -> Finding:
 
 def run(policy: Policy, measurements, findings=(), stage=Stage.MERGE, at=AT):
     return evaluate(
-        policy, measurements, list(findings), stage=stage, environment="development", at=at
+        policy,
+        measurements,
+        list(findings),
+        stage=stage,
+        environment="development",
+        at=at,
     )
 
 
@@ -108,7 +113,11 @@ def test_passing_value_passes(policy):
 
 def test_unmeasured_criteria_are_not_applicable(policy):
     verdict = run(policy, [])
-    for criterion_id in ("performance.api_p95_ms", "uat.p0_journeys", "uat.visual_regression"):
+    for criterion_id in (
+        "performance.api_p95_ms",
+        "uat.p0_journeys",
+        "uat.visual_regression",
+    ):
         result = verdict.criterion(criterion_id)
         assert result.status is Status.NOT_APPLICABLE
         assert result.reason == NOT_MEASURED
@@ -133,7 +142,9 @@ def test_error_blocks_where_criterion_blocks(policy):
 def test_one_error_among_tools_is_error(policy):
     measurements = [
         ok("lint", 0, tool="ruff"),
-        Measurement(metric="lint", status=MeasurementStatus.ERROR, tool="eslint", reason="x"),
+        Measurement(
+            metric="lint", status=MeasurementStatus.ERROR, tool="eslint", reason="x"
+        ),
     ]
     verdict = run(policy, measurements, stage=Stage.COMMIT)
     assert verdict.criterion("code_quality.lint_errors").status is Status.ERROR
@@ -142,7 +153,9 @@ def test_one_error_among_tools_is_error(policy):
 
 def test_not_applicable_measurement(policy):
     na = Measurement(
-        metric="tsconfig", status=MeasurementStatus.NOT_APPLICABLE, tool="tsconfig",
+        metric="tsconfig",
+        status=MeasurementStatus.NOT_APPLICABLE,
+        tool="tsconfig",
         reason="no tsconfig",
     )
     verdict = run(policy, [na])
@@ -160,13 +173,17 @@ def test_not_applicable_measurement(policy):
     ],
 )
 def test_bandit_severity_mapping(policy, severity, confidence, criterion):
-    verdict = run(policy, [ok("sast", 1, tool="bandit")], [bandit_finding(severity, confidence)])
+    verdict = run(
+        policy, [ok("sast", 1, tool="bandit")], [bandit_finding(severity, confidence)]
+    )
     assert verdict.criterion(criterion).value == 1
     assert verdict.findings[0].severity in ("critical", "high")
 
 
 def test_medium_bandit_is_not_counted(policy):
-    verdict = run(policy, [ok("sast", 1, tool="bandit")], [bandit_finding("MEDIUM", "LOW")])
+    verdict = run(
+        policy, [ok("sast", 1, tool="bandit")], [bandit_finding("MEDIUM", "LOW")]
+    )
     assert verdict.criterion("security.sast_critical").value == 0
     assert verdict.criterion("security.sast_high").value == 0
     assert verdict.findings[0].severity == "medium"
@@ -174,15 +191,25 @@ def test_medium_bandit_is_not_counted(policy):
 
 def test_policy_changes_severity_mapping():
     policy = with_overrides({"severity": {"bandit": {"MEDIUM/*": "critical"}}})
-    verdict = run(policy, [ok("sast", 1, tool="bandit")], [bandit_finding("MEDIUM", "LOW")])
+    verdict = run(
+        policy, [ok("sast", 1, tool="bandit")], [bandit_finding("MEDIUM", "LOW")]
+    )
     assert verdict.criterion("security.sast_critical").value == 1
 
 
-@pytest.mark.parametrize(("score", "severity"), [(9.0, "critical"), (8.9, "high"), (4.0, "medium"), (3.9, "low")])
+@pytest.mark.parametrize(
+    ("score", "severity"),
+    [(9.0, "critical"), (8.9, "high"), (4.0, "medium"), (3.9, "low")],
+)
 def test_sarif_score_mapping(policy, score, severity):
     finding = Finding(
-        category="sast", tool="semgrep", rule_id="r", message="m", score=score,
-        tool_severity="warning", fingerprint="f",
+        category="sast",
+        tool="semgrep",
+        rule_id="r",
+        message="m",
+        score=score,
+        tool_severity="warning",
+        fingerprint="f",
     )
     verdict = run(policy, [ok("sast", 1, tool="semgrep")], [finding])
     assert verdict.findings[0].severity == severity
@@ -191,7 +218,9 @@ def test_sarif_score_mapping(policy, score, severity):
 def test_finding_waiver_removes_it_from_count():
     target = lint_finding()
     waiver = {
-        "fingerprint": target.fingerprint, "reason": "generated", "owner": "ana",
+        "fingerprint": target.fingerprint,
+        "reason": "generated",
+        "owner": "ana",
         "expires": "2026-12-31",
     }
     policy = with_overrides({"waivers": [waiver]})
@@ -204,7 +233,9 @@ def test_finding_waiver_removes_it_from_count():
 def test_expired_waiver_no_longer_applies():
     target = lint_finding()
     waiver = {
-        "fingerprint": target.fingerprint, "reason": "generated", "owner": "ana",
+        "fingerprint": target.fingerprint,
+        "reason": "generated",
+        "owner": "ana",
         "expires": "2026-12-03",
     }
     policy = with_overrides({"waivers": [waiver]})
@@ -216,7 +247,9 @@ def test_expired_waiver_no_longer_applies():
 
 def test_waiver_applies_on_expiry_day():
     waiver = {
-        "criterion": "code_quality.lint_errors", "reason": "migration", "owner": "ana",
+        "criterion": "code_quality.lint_errors",
+        "reason": "migration",
+        "owner": "ana",
         "expires": "2026-12-04",
     }
     policy = with_overrides({"waivers": [waiver]})
@@ -228,7 +261,9 @@ def test_waiver_applies_on_expiry_day():
 
 
 def test_disabled_criterion():
-    policy = with_overrides({"gates": {"code_quality": {"lint_errors": {"enabled": False}}}})
+    policy = with_overrides(
+        {"gates": {"code_quality": {"lint_errors": {"enabled": False}}}}
+    )
     verdict = run(policy, [ok("lint", 1)], [lint_finding()], stage=Stage.COMMIT)
     assert verdict.criterion("code_quality.lint_errors").status is Status.NOT_APPLICABLE
     assert verdict.status is OverallStatus.PASS
@@ -236,8 +271,14 @@ def test_disabled_criterion():
 
 def test_dependency_age_takes_maximum(policy):
     findings = [
-        Finding(category="dependency_age", tool="pypi", rule_id="outdated-dependency",
-                message=name, value=days, fingerprint=name)
+        Finding(
+            category="dependency_age",
+            tool="pypi",
+            rule_id="outdated-dependency",
+            message=name,
+            value=days,
+            fingerprint=name,
+        )
         for name, days in (("a", 10.0), ("b", 120.0))
     ]
     verdict = run(policy, [ok("dependency_age", 2)], findings, stage=Stage.PRODUCTION)
@@ -248,8 +289,14 @@ def test_dependency_age_takes_maximum(policy):
 
 
 def test_unknown_sca_severity_counts_as_critical(policy):
-    finding = Finding(category="sca", tool="osv", rule_id="unresolved-dependency",
-                      message="x", severity="unknown", fingerprint="u")
+    finding = Finding(
+        category="sca",
+        tool="osv",
+        rule_id="unresolved-dependency",
+        message="x",
+        severity="unknown",
+        fingerprint="u",
+    )
     verdict = run(policy, [ok("sca", 1, tool="osv")], [finding])
     assert verdict.criterion("security.sca_critical").status is Status.BLOCK
 
@@ -257,7 +304,9 @@ def test_unknown_sca_severity_counts_as_critical(policy):
 def test_same_inputs_give_identical_json(policy):
     findings = [lint_finding("F401", "b.py"), lint_finding("E501", "a.py")]
     first = run(policy, [ok("lint", 2), ok("coverage_total", 90)], findings)
-    second = run(policy, [ok("coverage_total", 90), ok("lint", 2)], list(reversed(findings)))
+    second = run(
+        policy, [ok("coverage_total", 90), ok("lint", 2)], list(reversed(findings))
+    )
     assert first.model_dump_json() == second.model_dump_json()
 
 

@@ -26,7 +26,9 @@ def test_default_policy_has_all_criteria(tmp_path):
 
 
 def test_project_overrides_threshold(tmp_path):
-    write_policy(tmp_path, "gates:\n  code_quality:\n    coverage_total:\n      threshold: 85\n")
+    write_policy(
+        tmp_path, "gates:\n  code_quality:\n    coverage_total:\n      threshold: 85\n"
+    )
     policy, _ = load_policy(tmp_path)
     criterion = policy.gates["code_quality"]["coverage_total"]
     assert criterion.threshold == 85
@@ -67,14 +69,43 @@ def test_digest_is_stable(tmp_path):
     ("text", "line", "fragment"),
     [
         ("gates: [\n", 2, "invalid YAML"),
-        ("gates:\n  code_quality:\n    lint_errors:\n      actoin: warn\n", 4, "unknown key 'actoin'"),
-        ("gates:\n  code_quality:\n    lint_errors:\n      action: stop\n", 4, "action"),
-        ("gates:\n  code_quality:\n    lint_errors:\n      threshold: many\n", 4, "threshold"),
+        (
+            "gates:\n  code_quality:\n    lint_errors:\n      actoin: warn\n",
+            4,
+            "unknown key 'actoin'",
+        ),
+        (
+            "gates:\n  code_quality:\n    lint_errors:\n      action: stop\n",
+            4,
+            "action",
+        ),
+        (
+            "gates:\n  code_quality:\n    lint_errors:\n      threshold: many\n",
+            4,
+            "threshold",
+        ),
         ("color: blue\n", 1, "unknown key 'color'"),
-        ("gates:\n  speed:\n    x:\n      metric: memory_mb\n", 2, "unknown name 'speed'"),
-        ("gates:\n  code_quality:\n    lint_errors:\n      metric: lines\n", 4, "unknown metric"),
-        ("waivers:\n  - reason: r\n    owner: o\n    expires: 2027-01-01\n", 2, "exactly one"),
-        ("waivers:\n  - criterion: x\n    owner: o\n    reason: r\n    expires: soon\n", 5, "expires"),
+        (
+            "gates:\n  speed:\n    x:\n      metric: memory_mb\n",
+            2,
+            "unknown name 'speed'",
+        ),
+        (
+            "gates:\n  code_quality:\n    lint_errors:\n      metric: lines\n",
+            4,
+            "unknown metric",
+        ),
+        (
+            "waivers:\n  - reason: r\n    owner: o\n    expires: 2027-01-01\n",
+            2,
+            "exactly one",
+        ),
+        (
+            "waivers:\n  - criterion: x\n    owner: o\n    reason: r\n"
+            "    expires: soon\n",
+            5,
+            "expires",
+        ),
         ("a: 1\na: 2\n", 2, "duplicate key 'a'"),
         ("- 1\n- 2\n", 1, "must be a mapping"),
         ("environments:\n  qa: {}\n", 2, "unknown name 'qa'"),

@@ -24,7 +24,6 @@ from daw.models import ProbeResult
 from daw.policy.model import Settings
 from daw.stages import ENVIRONMENTS, Stage
 
-
 CACHE_ENV = "DAW_CACHE_DIR"
 
 
@@ -44,9 +43,8 @@ class _Progress:
         assert result is not None
         statuses = sorted({m.status.value for m in result.measurements})
         source = "cached" if result.cached else f"{result.duration_s:.1f} s"
-        self.console.print(
-            f"[dim]{probe}: {', '.join(statuses)}, {len(result.findings)} findings ({source})[/dim]"
-        )
+        summary = f"{', '.join(statuses)}, {len(result.findings)} findings ({source})"
+        self.console.print(f"[dim]{probe}: {summary}[/dim]")
 
 
 def _absolute(paths: list[Path] | None) -> list[str]:
@@ -164,8 +162,7 @@ def check_command(
     if junit_out:
         write_file(junit_out, render_junit(record), "JUnit report")
     if record.dirty:
-        console.print(
-            "[yellow]note: the working tree has uncommitted changes to tracked files[/yellow]"
-        )
+        note = "note: the working tree has uncommitted changes to tracked files"
+        console.print(f"[yellow]{note}[/yellow]")
     console.print(f"run {record.run_id} stored; status {record.verdict.status.value}")
     return exit_status(record)

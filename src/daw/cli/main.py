@@ -18,6 +18,7 @@ import typer
 
 from daw import __version__
 from daw.cli.check import check_command
+from daw.cli.migrate_cmd import migrate_app
 from daw.cli.policy_cmd import policy_app
 from daw.cli.runs import replay_command, runs_app
 from daw.errors import DawError
@@ -37,6 +38,7 @@ app.command("check")(check_command)
 app.command("replay")(replay_command)
 app.add_typer(policy_app, name="policy")
 app.add_typer(runs_app, name="runs")
+app.add_typer(migrate_app, name="migrate")
 
 
 def _version(value: bool) -> None:

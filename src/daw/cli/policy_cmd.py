@@ -73,7 +73,7 @@ def validate(
     ),
     repo: Path = REPO_OPTION,
 ) -> None:
-    """Check a policy file, including every environment override; exit 2 when invalid."""
+    """Check a policy file and each environment override; exit 2 when invalid."""
     root = _root(repo) if path is None else path.resolve().parent
     target = path.resolve() if path else root / PROJECT_POLICY
     for environment in ENVIRONMENTS:

@@ -96,7 +96,7 @@ def replay_command(
     repo: Path = REPO_OPTION,
     store: Path | None = STORE_OPTION,
 ) -> int:
-    """Re-evaluate a stored run; with --policy, show what another policy would decide."""
+    """Re-evaluate a stored run, or show what another policy (--policy) decides."""
     record = open_store(store, repo.resolve()).get(run_id)
     if policy is None:
         effective = Policy.model_validate(record.policy)

@@ -47,7 +47,7 @@ def evaluate(
     environment: str,
     at: dt.datetime,
 ) -> Verdict:
-    """Return the verdict of ``policy`` on the measurements at ``stage`` and time ``at``.
+    """Return the verdict of ``policy`` on the measurements at ``stage`` and ``at``.
 
     ``at`` decides which waivers have expired; it must be timezone-aware.
     """
@@ -262,11 +262,12 @@ def _judge(
             return Status.ERROR, False, f"{reason}; {_describe_waiver(waiver)}", waiver
         return Status.ERROR, would_block, reason, None
     value = measured.value if measured.value is not None else 0.0
-    comparison = f"{format_number(value)} {criterion.operator} {format_number(criterion.threshold)}"
+    shown, threshold = format_number(value), format_number(criterion.threshold)
+    comparison = f"{shown} {criterion.operator} {threshold}"
     unit = f" {criterion.unit}" if criterion.unit else ""
     if criterion.passes(value):
         return Status.PASS, False, f"{comparison}{unit}", None
-    failed = f"{format_number(value)}{unit}, expected {criterion.operator} {format_number(criterion.threshold)}{unit}"
+    failed = f"{shown}{unit}, expected {criterion.operator} {threshold}{unit}"
     if waiver is not None:
         return Status.WARN, False, f"{failed}; {_describe_waiver(waiver)}", waiver
     if would_block:

@@ -111,7 +111,7 @@ _SCALARS = yaml.SafeLoader("")
 
 
 def read_policy_file(path: Path) -> PolicySource:
-    """Read and parse a policy file; raises ConfigError when it is missing or unreadable."""
+    """Read and parse a policy file; ConfigError when it is missing or unreadable."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError as exc:
@@ -139,7 +139,7 @@ def default_source() -> PolicySource:
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """Return ``base`` with ``override`` applied: mappings merge, other values replace."""
+    """Return ``base`` with ``override`` applied: mappings merge, the rest replace."""
     merged = copy.deepcopy(base)
     for key, value in override.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
@@ -165,9 +165,7 @@ def _located(
     exc: ValidationError, sources: list[PolicySource], prefix: Location = ()
 ) -> ConfigError:
     error = exc.errors()[0]
-    loc: Location = tuple(
-        part for part in (*prefix, *error["loc"]) if part != "[key]"
-    )
+    loc: Location = tuple(part for part in (*prefix, *error["loc"]) if part != "[key]")
     field = ".".join(str(part) for part in loc) or "(top level)"
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":

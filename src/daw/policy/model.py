@@ -117,7 +117,7 @@ class Settings(_Strict):
 
 
 class Policy(_Strict):
-    """An effective policy: the default merged with the project's file and environment."""
+    """An effective policy: the default merged with the project file and environment."""
 
     version: Literal[1] = 1
     gates: dict[GateName, dict[str, Criterion]]

@@ -8,6 +8,8 @@ measurement with status ``error`` instead of raising.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,7 +73,7 @@ class Probe(Protocol):
     metrics: tuple[str, ...]
 
     def cache_key(self, ctx: ProbeContext) -> str | None:
-        """Return a digest of everything the result depends on, or None to skip the cache."""
+        """Return a digest of all the result depends on, or None to skip the cache."""
         ...
 
     def run(self, ctx: ProbeContext) -> ProbeResult:
@@ -120,7 +122,7 @@ def not_applicable(metric: str, tool: str, reason: str) -> Measurement:
 
 
 def files_with_suffix(ctx: ProbeContext, *suffixes: str) -> list[str]:
-    """Return the in-scope paths that end with one of ``suffixes``, outside vendored folders."""
+    """Return in-scope paths ending in one of ``suffixes``, outside vendored folders."""
     skipped = (
         "node_modules/",
         ".venv/",
@@ -135,3 +137,26 @@ def files_with_suffix(ctx: ProbeContext, *suffixes: str) -> list[str]:
         for rel in ctx.files
         if rel.endswith(suffixes) and not any(f"/{s}" in f"/{rel}" for s in skipped)
     ]
+
+
+def same_interpreter(python: str) -> bool:
+    """Return whether ``python`` is the interpreter running DAW."""
+    try:
+        return Path(python).resolve() == Path(sys.executable).resolve()
+    except OSError:
+        return False
+
+
+def installed_version(python: str, distribution: str) -> str | None:
+    """Return the installed version of ``distribution`` when ``python`` runs DAW.
+
+    Reading package metadata in-process saves starting the tool just to ask for
+    its version, which dominates a warm check. Returns None for another
+    interpreter or a package that is not installed, so callers ask the tool.
+    """
+    if not same_interpreter(python):
+        return None
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None

@@ -28,6 +28,7 @@ from daw.probes.base import (
     digest_files,
     error_result,
     files_with_suffix,
+    installed_version,
     not_applicable,
 )
 from daw.process import Completed, ToolError, run_tool
@@ -237,6 +238,9 @@ _RUFF_FLAGS = (
 
 def _ruff_version(ctx: ProbeContext) -> str:
     """Return ruff's version; raises ToolError when ruff cannot run."""
+    known = installed_version(ctx.python, "ruff")
+    if known is not None:
+        return known
     completed = run_tool(
         [ctx.python, "-m", "ruff", "--version"],
         cwd=ctx.scan_root,

@@ -36,6 +36,7 @@ from daw.probes.base import (
     digest_files,
     error_result,
     files_with_suffix,
+    installed_version,
     not_applicable,
 )
 from daw.probes.sarif import SarifError, SarifLog, read_sarif, scrub_message
@@ -174,6 +175,9 @@ def tool_version(ctx: ProbeContext, module: str, tool: str) -> str:
 
     Raises ToolError when the module cannot run or prints no version number.
     """
+    known = installed_version(ctx.python, module.replace("_", "-"))
+    if known is not None:
+        return known
     completed = run_tool(
         [ctx.python, "-m", module, "--version"],
         cwd=ctx.scan_root,
