@@ -219,7 +219,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="daw-bench-"))
     root = work / "repo"
     lines, tests = generate(root, options.modules)
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    env = dict(os.environ)
     print(f"generated {lines} lines, {tests} tests in {root}", file=sys.stderr)
 
     rows: dict[str, list[float]] = {"sequential": [], "cold": [], "warm": []}

@@ -28,7 +28,7 @@ from daw.policy.loading import load_policy
 from daw.policy.model import Settings
 from daw.probes.base import Probe, ProbeContext, error_result
 from daw.probes.cache import ResultCache
-from daw.probes.registry import all_probes
+from daw.probes.registry import all_probes, launch_order
 from daw.run import ProbeSummary, RunRecord
 from daw.stages import Stage
 
@@ -40,7 +40,7 @@ ProgressCallback = Callable[[str, str, ProbeResult | None], None]
 
 @dataclass(frozen=True)
 class CheckRequest:
-    """What the user asked ``daw check`` to do; paths are absolute."""
+    """The options of one ``daw check``, with absolute paths."""
 
     repo: Path
     stage: Stage = Stage.MERGE
@@ -71,12 +71,12 @@ def new_run_id(now: dt.datetime) -> str:
 
 def _regular_files(root: Path, paths: Sequence[str]) -> tuple[str, ...]:
     """Keep regular files, skipping folders and symlinks (which may loop)."""
-    kept = []
+    regular = []
     for rel in paths:
         path = root / rel
         if not path.is_symlink() and path.is_file():
-            kept.append(rel)
-    return tuple(sorted(kept))
+            regular.append(rel)
+    return tuple(sorted(regular))
 
 
 @contextmanager
@@ -143,7 +143,7 @@ def run_probes(
     with ThreadPoolExecutor(
         max_workers=max(1, jobs), thread_name_prefix="probe"
     ) as pool:
-        results = list(pool.map(task, probes))
+        results = list(pool.map(task, launch_order(list(probes))))
     return sorted(results, key=lambda result: result.probe)
 
 

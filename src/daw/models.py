@@ -115,8 +115,8 @@ def fingerprint(*parts: str | None) -> str:
 def disambiguate(findings: list[Finding]) -> list[Finding]:
     """Give findings that share a fingerprint distinct ones, in file order.
 
-    Two identical lines flagged by the same rule in one file would otherwise merge;
-    the second gets ``#2`` appended before hashing, the third ``#3``, and so on.
+    Two identical lines flagged by the same rule in one file would otherwise merge.
+    The second gets ``#2`` appended before hashing, the third ``#3``, and so on.
     """
     seen: dict[str, int] = {}
     result = []

@@ -11,7 +11,7 @@ from daw.policy.verdict import Verdict
 
 
 class ProbeSummary(BaseModel):
-    """How one probe ran: seconds taken and whether its result came from the cache."""
+    """Timing of one probe: seconds taken and whether the result came from the cache."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 

@@ -19,7 +19,7 @@ class Stage(StrEnum):
 
 
 class Action(StrEnum):
-    """What a failed criterion does: block from a stage on, or only warn."""
+    """The consequence of a failed criterion: a block from a stage on, or a warning."""
 
     BLOCK_COMMIT = "block-commit"
     BLOCK_MERGE = "block-merge"

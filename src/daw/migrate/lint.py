@@ -29,7 +29,9 @@ DESTRUCTIVE = "migration_destructive"
 LOCK_RISK = "migration_lock_risk"
 
 _FLAGS = re.IGNORECASE | re.DOTALL
-_IDENT = r'(?:"(?:[^"]|"")+"|[A-Za-z_\x80-\uffff][A-Za-z0-9_$\x80-\uffff]*)'
+# An identifier starts with a letter or underscore; \w covers non-ASCII letters
+# and compiles far faster than an explicit \x80-\uffff range.
+_IDENT = r'(?:"(?:[^"]|"")+"|[^\W\d][\w$]*)'
 _QUALIFIED = rf"{_IDENT}(?:\s*\.\s*{_IDENT})*"
 _NAME_PART = re.compile(_IDENT)
 _LEADING_NAME = re.compile(rf"\s*(?:ONLY\s+)?(?P<name>{_QUALIFIED})", re.IGNORECASE)

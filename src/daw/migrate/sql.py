@@ -19,8 +19,8 @@ from typing import Literal
 
 SegmentKind = Literal["code", "comment", "string", "identifier", "dollar"]
 
-_DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_\x80-\uffff][A-Za-z0-9_\x80-\uffff]*)?\$")
-_IDENTIFIER_CHAR = re.compile(r"[A-Za-z0-9_$\x80-\uffff]")
+_DOLLAR_TAG = re.compile(r"\$(?:[^\W\d]\w*)?\$")
+_IDENTIFIER_CHAR = re.compile(r"[\w$]")
 
 
 @dataclass(frozen=True)

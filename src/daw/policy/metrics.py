@@ -15,7 +15,7 @@ SEVERITIES = ("critical", "high", "medium", "low", "unknown")
 
 @dataclass(frozen=True)
 class MetricSpec:
-    """How one metric is computed.
+    """The computation of one metric.
 
     ``source`` is the measurement metric whose status decides whether the value
     could be taken: the metric itself for direct metrics, the finding category

@@ -53,7 +53,7 @@ class Criterion(_Strict):
 
 
 class SeverityMapping(_Strict):
-    """How tool severities become critical, high, medium or low."""
+    """The mapping from tool severities to critical, high, medium or low."""
 
     scores: dict[Literal["critical", "high", "medium"], float]
     bandit: dict[str, Literal["critical", "high", "medium", "low"]]

@@ -47,7 +47,7 @@ class ProbeContext:
     run: the working tree, or at the commit stage a temporary export of the git
     index. ``files`` are the paths in scope, relative to ``scan_root``, sorted,
     regular files only. ``changed_lines`` maps each path added or changed since
-    the base to its added or changed line numbers (1-based); it is None when no
+    the base to its added or changed line numbers (1-based). It is None when no
     base was given.
     """
 
@@ -115,7 +115,7 @@ def error_result(
 
 
 def not_applicable(metric: str, tool: str, reason: str) -> Measurement:
-    """Return a measurement that says the metric does not apply to this repository."""
+    """Return a measurement recording that the metric does not apply here."""
     return Measurement(
         metric=metric, status=MeasurementStatus.NOT_APPLICABLE, tool=tool, reason=reason
     )

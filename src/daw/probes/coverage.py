@@ -22,15 +22,13 @@ from __future__ import annotations
 
 import json
 import logging
+import platform
 import re
 import shlex
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-
-from coverage.exceptions import CoverageException
-from coverage.parser import PythonParser
 
 from daw.errors import ConfigError
 from daw.models import (
@@ -41,7 +39,13 @@ from daw.models import (
     disambiguate,
     fingerprint,
 )
-from daw.probes.base import ProbeContext, digest_files, error_result, not_applicable
+from daw.probes.base import (
+    ProbeContext,
+    digest_files,
+    error_result,
+    installed_version,
+    not_applicable,
+)
 from daw.probes.reports import (
     CoverageReport,
     FileCoverage,
@@ -474,6 +478,9 @@ def _unwrapped_command(ctx: ProbeContext) -> list[str] | None:
 def _tool_versions(ctx: ProbeContext) -> str | None:
     wrapped = _wrap(_command(ctx), ctx.python)
     python = wrapped.python if wrapped else ctx.python
+    known = installed_version(python, "coverage")
+    if known is not None:
+        return f"{platform.python_version()} {known}"
     script = (
         "import sys; from importlib.metadata import version; "
         "print(sys.version.split()[0], version('coverage'))"
@@ -628,6 +635,11 @@ def _executable_lines(ctx: ProbeContext, path: str) -> frozenset[int]:
     ``# pragma: no cover`` lines do not count. Other files, and Python files that
     do not parse, count every non-blank line that does not start a comment.
     """
+    # Imported here because coverage.py takes a noticeable share of a warm check's
+    # start-up, and most runs never parse a file that lacks coverage data.
+    from coverage.exceptions import CoverageException
+    from coverage.parser import PythonParser
+
     text = _read_source(ctx, path)
     if path.endswith(".py"):
         try:

@@ -33,3 +33,17 @@ def all_probes() -> list[Probe]:
         TypeCheckProbe(),
     ]
     return sorted(probes, key=lambda probe: probe.name)
+
+
+# Rough relative run time of the slow probes on a typical repository. Probes start
+# in descending order, so the long single-process ones (the test run, bandit,
+# mypy) overlap, and detect-secrets, which starts one worker per CPU itself, runs
+# last. The values only order the work; results are sorted by name regardless.
+LAUNCH_COST = {"tests": 30, "bandit": 20, "typecheck": 20, "eslint": 10}
+
+
+def launch_order(probes: list[Probe]) -> list[Probe]:
+    """Return ``probes`` in the order they should start: slowest first, then by name."""
+    return sorted(
+        probes, key=lambda probe: (-LAUNCH_COST.get(probe.name, 0), probe.name)
+    )
