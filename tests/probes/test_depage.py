@@ -258,6 +258,16 @@ def test_depage_no_direct_na(make_repo, python) -> None:
     assert measurement.status is MeasurementStatus.NOT_APPLICABLE
 
 
-def test_depage_not_cacheable(make_repo, python) -> None:
+def test_depage_cache_key_per_day(make_repo, python) -> None:
     repo = make_repo({"requirements.txt": "requests==2.19.0\n"})
-    assert DependencyAgeProbe().cache_key(context(repo, python, unused_url())) is None
+    probe = DependencyAgeProbe()
+    index = "http://127.0.0.1:8/pypi"
+    first = probe.cache_key(context(repo, python, index))
+    again = probe.cache_key(context(repo, python, index))
+    repo.write("requirements.txt", "requests==2.20.0\n")
+    changed = probe.cache_key(context(repo, python, index))
+    other_index = probe.cache_key(context(repo, python, "http://127.0.0.1:9/pypi"))
+    assert first is not None
+    assert first == again
+    assert changed != first
+    assert other_index != changed

@@ -246,6 +246,17 @@ def test_junit_invalid_xml(tmp_path):
         read_junit(path)
 
 
+def test_junit_entity_expansion_rejected(tmp_path):
+    bomb = (
+        '<?xml version="1.0"?>\n<!DOCTYPE t [<!ENTITY a "aaaaaaaaaa">'
+        '<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>\n<testsuite>&b;</testsuite>\n'
+    )
+    path = write(tmp_path, "junit.xml", bomb)
+
+    with pytest.raises(ConfigError, match="entity or DTD declarations"):
+        read_junit(path)
+
+
 def test_junit_wrong_root(project):
     with pytest.raises(ConfigError, match="expected <testsuites> or <testsuite>"):
         read_junit(report(project, "cov.xml"))

@@ -115,6 +115,13 @@ class Settings(_Strict):
     tool_timeout_s: float | None = Field(default=None, gt=0)
     test_timeout_s: float | None = Field(default=None, gt=0)
 
+    @field_validator("osv_api_url", "pypi_index_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"invalid URL {value!r}: use an http:// or https:// URL")
+        return value
+
 
 class Policy(_Strict):
     """An effective policy: the default merged with the project file and environment."""

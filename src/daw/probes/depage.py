@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import urllib.error
@@ -9,7 +10,7 @@ import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from packaging.version import InvalidVersion, Version
@@ -65,8 +66,24 @@ class DependencyAgeProbe:
     metrics = (METRIC,)
 
     def cache_key(self, ctx: ProbeContext) -> str | None:
-        """Return None, because the result depends on the package index."""
-        return None
+        """Return a digest of the direct dependencies, the index and today's UTC date.
+
+        The index gains releases over time, so a cached result is reused for the
+        rest of the day it was taken on and looked up again the next day. A
+        failed lookup is never cached.
+        """
+        try:
+            report = discover_dependencies(ctx)
+        except DependencyError:
+            return None
+        pins = sorted(
+            f"{dep.name}=={dep.version}" for dep in report.dependencies if dep.direct
+        )
+        today = datetime.now(UTC).date().isoformat()
+        digest = hashlib.sha256()
+        for part in (TOOL, ctx.settings.pypi_index_url or "", today, *pins):
+            digest.update(part.encode() + b"\0")
+        return digest.hexdigest()
 
     def run(self, ctx: ProbeContext) -> ProbeResult:
         """Look up each direct dependency on the index and compare upload dates."""
@@ -251,11 +268,14 @@ def _parse_version(text: str) -> Version | None:
 
 def _fetch(index: str, name: str, timeout_s: float) -> Any:
     url = f"{index.rstrip('/')}/{urllib.parse.quote(name)}/json"
+    if not url.startswith(("http://", "https://")):
+        raise PackageIndexError(f"invalid index URL {redact(index)}: use http or https")
     request = urllib.request.Request(
         url, headers={"Accept": "application/json", "User-Agent": "daw-dependency-age"}
     )
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310
+        # The scheme was checked above, so urlopen cannot read a local file.
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310  # nosec B310
             raw = response.read()
     except urllib.error.HTTPError as exc:
         exc.close()

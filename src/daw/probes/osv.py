@@ -348,9 +348,12 @@ def _request(url: str, timeout_s: float, body: bytes | None) -> bytes:
     headers = {"Accept": "application/json", "User-Agent": "daw-osv"}
     if body is not None:
         headers["Content-Type"] = "application/json"
+    if not url.startswith(("http://", "https://")):
+        raise AdvisoryError(f"invalid OSV API URL {redact(url)}: use http or https")
     request = urllib.request.Request(url, data=body, headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310
+        # The scheme was checked above, so urlopen cannot read a local file.
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310  # nosec B310
             return response.read()
     except urllib.error.HTTPError as exc:
         exc.close()

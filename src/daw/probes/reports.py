@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import json
 import re
-import xml.etree.ElementTree as ET
+import xml.etree.ElementTree as ET  # nosec B405 - types and errors only
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+
+import defusedxml.ElementTree as SafeET
+from defusedxml import DefusedXmlException
 
 from daw.errors import ConfigError
 
@@ -290,18 +293,22 @@ def _detect_xml(path: Path) -> str:
 
 
 def _parse_xml(path: Path) -> ET.Element:
-    # ElementTree never fetches external entities, and expat 2.4.1 and later reject
-    # runaway entity expansion (Python's xml documentation, "XML vulnerabilities").
-    # NOTE: a Python linked against an older system expat is still exposed.
+    """Parse an XML report with defusedxml, which rejects entity declarations."""
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot be read: {exc.strerror}", path=str(path)) from exc
     try:
-        return ET.fromstring(data)  # noqa: S314 - see the note above
+        return SafeET.fromstring(data)
     except ET.ParseError as exc:
         line = exc.position[0] if exc.position else None
         raise ConfigError(f"invalid XML: {exc}", path=str(path), line=line) from exc
+    except DefusedXmlException as exc:
+        raise ConfigError(
+            f"XML with entity or DTD declarations is not accepted: {exc}",
+            path=str(path),
+            hint="write the report without a DOCTYPE or entity declarations",
+        ) from exc
 
 
 def _line_numbers(values: object) -> frozenset[int]:
