@@ -107,7 +107,7 @@ def test_digest_is_stable(tmp_path):
             "expires",
         ),
         ("a: 1\na: 2\n", 2, "duplicate key 'a'"),
-        ("settings:\n  osv_api_url: file:///etc\n", 2, "use an http:// or https:// URL"),
+        ("settings:\n  osv_api_url: file:///etc\n", 2, "use an http:// or https://"),
         ("- 1\n- 2\n", 1, "must be a mapping"),
         ("environments:\n  qa: {}\n", 2, "unknown name 'qa'"),
         (

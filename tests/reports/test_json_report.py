@@ -238,6 +238,7 @@ def test_json_measurements(standard_record: RunRecord) -> None:
         "tool_version": "8.3.3",
         "inputs_digest": "",
         "reason": "timed out after 600 s",
+        "details": {},
     }
 
 

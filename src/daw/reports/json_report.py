@@ -117,6 +117,10 @@ def _sorted_measurements(record: RunRecord) -> list[Measurement]:
     return sorted(record.measurements, key=lambda m: (m.metric, m.tool, m.status.value))
 
 
+def _detail(value: Any) -> Any:
+    return _number(value) if isinstance(value, float) else value
+
+
 def _measurement(measurement: Measurement) -> dict[str, Any]:
     return {
         "metric": measurement.metric,
@@ -127,4 +131,7 @@ def _measurement(measurement: Measurement) -> dict[str, Any]:
         "tool_version": measurement.tool_version,
         "inputs_digest": measurement.inputs_digest,
         "reason": measurement.reason,
+        "details": {
+            key: measurement.details[key] for key in sorted(measurement.details)
+        },
     }
