@@ -253,6 +253,22 @@ def test_json_nan_becomes_null(build_record) -> None:
     assert coverage["value"] is None
 
 
+def test_json_measurement_details(build_record) -> None:
+    measured = Measurement(
+        metric="sca",
+        value=0,
+        tool="osv",
+        details={"ratio": 0.5, "advisory_digest": "ab12", "complete": True},
+    )
+    data = json.loads(render_json(build_record([measured])))
+    details = next(m for m in data["measurements"] if m["tool"] == "osv")["details"]
+
+    assert list(details) == ["advisory_digest", "complete", "ratio"]
+    assert details["ratio"] == 0.5
+    assert details["complete"] is True
+    assert details["advisory_digest"] == "ab12"
+
+
 def test_json_matches_schema(standard_record: RunRecord, build_record) -> None:
     jsonschema = pytest.importorskip("jsonschema")
     schema = json.loads(SCHEMA.read_text(encoding="utf-8"))

@@ -187,7 +187,14 @@ def _metric_value(
         reason = "; ".join(f"{m.tool}: {m.reason}" for m in relevant)
         return _Value(MeasurementStatus.NOT_APPLICABLE, None, reason, tools)
     if spec.kind == "direct":
-        return _Value(MeasurementStatus.OK, taken[0].value, "", tools)
+        evidence = tuple(
+            sorted(
+                item.finding.fingerprint
+                for item in counted
+                if spec.evidence and item.finding.category == spec.evidence
+            )
+        )
+        return _Value(MeasurementStatus.OK, taken[0].value, "", tools, evidence)
     matching = [
         item
         for item in counted

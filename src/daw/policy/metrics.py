@@ -19,12 +19,14 @@ class MetricSpec:
 
     ``source`` is the measurement metric whose status decides whether the value
     could be taken: the metric itself for direct metrics, the finding category
-    otherwise.
+    otherwise. ``evidence`` names a finding category that explains a direct
+    metric's value, such as the files with uncovered new lines.
     """
 
     kind: Literal["direct", "count", "max"]
     source: str
     severities: tuple[str, ...] = ()
+    evidence: str | None = None
 
 
 def _severity_counts(prefix: str, category: str) -> dict[str, MetricSpec]:
@@ -36,7 +38,7 @@ def _severity_counts(prefix: str, category: str) -> dict[str, MetricSpec]:
 
 
 METRICS: dict[str, MetricSpec] = {
-    "coverage_new_code": MetricSpec("direct", "coverage_new_code"),
+    "coverage_new_code": MetricSpec("direct", "coverage_new_code", evidence="coverage"),
     "coverage_total": MetricSpec("direct", "coverage_total"),
     "lint_errors": MetricSpec("count", "lint"),
     "type_errors": MetricSpec("count", "type"),
