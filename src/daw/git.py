@@ -38,8 +38,13 @@ def _git(root: Path, *args: str, check: bool = True) -> str:
 def find_root(path: Path) -> Path:
     """Return the top of the working tree that contains ``path``.
 
-    Raises GitError when ``path`` is not inside a git repository.
+    Raises GitError when ``path`` is not a folder inside a git repository.
     """
+    if not path.is_dir():
+        raise GitError(
+            f"{path} is not a folder",
+            hint="pass --repo the repository folder, or run daw inside it",
+        )
     try:
         out = _git(path, "rev-parse", "--show-toplevel")
     except GitError as exc:

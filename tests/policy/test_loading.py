@@ -107,6 +107,33 @@ def test_digest_is_stable(tmp_path):
             "expires",
         ),
         ("a: 1\na: 2\n", 2, "duplicate key 'a'"),
+        (
+            "waivers:\n  - criterion: code_quality.lint_errors\n    owner: o\n"
+            "    reason: r\n    expires: 2027-13-45\n",
+            5,
+            "invalid value '2027-13-45'",
+        ),
+        (
+            "gates:\n  code_quality:\n    coverage_totl: {threshold: 80}\n",
+            3,
+            "unknown criterion 'coverage_totl'",
+        ),
+        (
+            "waivers:\n  - criterion: security.sast_hihg\n    owner: o\n"
+            "    reason: r\n    expires: 2027-01-01\n",
+            2,
+            "unknown criterion 'security.sast_hihg'",
+        ),
+        (
+            "environments:\n  production:\n    environments: {}\n",
+            3,
+            "cannot contain environments",
+        ),
+        (
+            "gates:\n  code_quality:\n    lint_errors: {threshold: .nan}\n",
+            3,
+            "finite number",
+        ),
         ("settings:\n  osv_api_url: file:///etc\n", 2, "use an http:// or https://"),
         ("- 1\n- 2\n", 1, "must be a mapping"),
         ("environments:\n  qa: {}\n", 2, "unknown name 'qa'"),

@@ -12,14 +12,17 @@ from daw.check import CheckRequest, run_check
 from daw.cli.common import (
     FORMAT_OPTION,
     REPO_OPTION,
+    STORE_ENV,
     STORE_OPTION,
     OutputFormat,
     emit,
     exit_status,
+    ignore_state_folder,
     open_store,
     stderr_console,
     write_file,
 )
+from daw.errors import UsageError
 from daw.models import ProbeResult
 from daw.policy.model import Settings
 from daw.stages import ENVIRONMENTS, Stage
@@ -117,7 +120,6 @@ def check_command(
     """Measure the change, apply the policy and record the verdict."""
     import shlex
 
-    from daw.errors import UsageError
     from daw.reports.junit_out import render_junit
     from daw.reports.sarif_out import render_sarif
 
@@ -127,11 +129,21 @@ def check_command(
             hint=f"use one of: {', '.join(ENVIRONMENTS)}",
         )
     try:
-        command = shlex.split(test_command) if test_command else None
+        command = shlex.split(test_command) if test_command is not None else None
     except ValueError as exc:
         raise UsageError(
             f"invalid --test-command: {exc}", hint="check the quoting"
         ) from exc
+    if command == []:
+        raise UsageError(
+            "invalid --test-command: it is empty",
+            hint='give a command such as --test-command "python -m pytest -q"',
+        )
+    _require_existing("--sarif", sarif)
+    _require_existing("--coverage-report", coverage_report)
+    _require_existing("--junit-report", junit_report)
+    _require_existing("--osv-db", [osv_db] if osv_db else None)
+    _require_existing("--policy", [policy] if policy else None, folder_ok=False)
     settings = Settings(
         test_command=command,
         coverage_reports=_absolute(coverage_report),
@@ -155,14 +167,29 @@ def check_command(
     )
     console = stderr_console()
     record = run_check(request, progress=_Progress(console, quiet))
+    if store is None and not os.environ.get(STORE_ENV):
+        ignore_state_folder(Path(record.repo))
     open_store(store, request.repo).save(record)
     emit(record, output)
     if sarif_out:
         write_file(sarif_out, render_sarif(record), "SARIF report")
     if junit_out:
         write_file(junit_out, render_junit(record), "JUnit report")
-    if record.dirty:
+    if record.dirty and stage is not Stage.COMMIT and not quiet:
         note = "note: the working tree has uncommitted changes to tracked files"
         console.print(f"[yellow]{note}[/yellow]")
-    console.print(f"run {record.run_id} stored; status {record.verdict.status.value}")
+    if not quiet:
+        status = record.verdict.status.value
+        console.print(f"run {record.run_id} stored; status {status}")
     return exit_status(record)
+
+
+def _require_existing(
+    option: str, paths: list[Path] | None, *, folder_ok: bool = True
+) -> None:
+    """Raise UsageError for a path given on the command line that does not exist."""
+    for path in paths or []:
+        if not path.exists():
+            raise UsageError(f"{option} {path}: no such file or folder")
+        if not folder_ok and path.is_dir():
+            raise UsageError(f"{option} {path}: is a folder, expected a file")

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 from daw import git
-from daw.errors import UsageError
+from daw.errors import StoreError, UsageError
 from daw.run import RunRecord
 from daw.store.sqlite import RunStore
 
@@ -40,8 +40,40 @@ def resolve_store(store: Path | None, repo: Path) -> Path:
     return git.find_root(repo) / ".daw" / "daw.db"
 
 
-def open_store(store: Path | None, repo: Path) -> RunStore:
-    return RunStore(resolve_store(store, repo))
+def open_store(store: Path | None, repo: Path, *, must_exist: bool = False) -> RunStore:
+    """Return the run store; with ``must_exist`` a missing store file is an error."""
+    path = resolve_store(store, repo)
+    if must_exist and not path.is_file():
+        raise StoreError(
+            f"no run store at {path}",
+            hint="run `daw check` first, or pass --store with the store's path",
+        )
+    return RunStore(path)
+
+
+def ignore_state_folder(root: Path) -> None:
+    """Write ``.daw/.gitignore`` so the store, cache and fork state stay out of git.
+
+    An existing file is left as it is. The policy file ``.daw/policy.yaml`` is not
+    ignored, because projects commit it.
+    """
+    path = root / ".daw" / ".gitignore"
+    if path.exists():
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(GITIGNORE_TEXT, encoding="utf-8")
+    except OSError:
+        return
+
+
+GITIGNORE_TEXT = """\
+# Written by DAW: the run store, result cache and migration state are local.
+daw.db*
+cache/
+forks/
+migrations/
+"""
 
 
 def emit(record: RunRecord, output: OutputFormat) -> None:

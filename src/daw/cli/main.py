@@ -22,6 +22,7 @@ from daw.cli.migrate_cmd import migrate_app
 from daw.cli.policy_cmd import policy_app
 from daw.cli.runs import replay_command, runs_app
 from daw.errors import DawError
+from daw.redact import redact
 
 EXIT_INTERNAL = 3
 EXIT_INTERRUPTED = 130
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = app(args=argv, standalone_mode=False, prog_name="daw")
     except DawError as exc:
-        typer.echo(f"daw: error: {exc.message}", err=True)
+        typer.echo(f"daw: error: {redact(exc.message)}", err=True)
         if exc.hint:
             typer.echo(f"hint: {exc.hint}", err=True)
         return exc.exit_code
@@ -93,7 +94,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except Exception as exc:  # noqa: BLE001 - the last line of defence against tracebacks
         log_path = _write_crash_log()
-        typer.echo(f"daw: internal error: {type(exc).__name__}: {exc}", err=True)
+        typer.echo(
+            f"daw: internal error: {type(exc).__name__}: {redact(str(exc))}", err=True
+        )
         typer.echo(f"details were written to {log_path}; please report it", err=True)
         return EXIT_INTERNAL
     return result if isinstance(result, int) else 0

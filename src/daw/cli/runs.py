@@ -6,7 +6,6 @@ import datetime as dt
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
 from daw.cli.common import (
     FORMAT_OPTION,
@@ -17,7 +16,6 @@ from daw.cli.common import (
     exit_status,
     open_store,
     stderr_console,
-    stdout_console,
 )
 from daw.policy.evaluation import evaluate
 from daw.policy.loading import load_policy
@@ -37,18 +35,23 @@ def list_runs(
     store: Path | None = STORE_OPTION,
 ) -> None:
     """List stored runs, newest first."""
-    summaries = open_store(store, repo.resolve()).list(limit=limit)
-    table = Table("run id", "created (UTC)", "stage", "env", "status", "commit")
+    summaries = open_store(store, repo.resolve(), must_exist=True).list(limit=limit)
+    rows = [("RUN ID", "CREATED (UTC)", "STAGE", "ENV", "STATUS", "COMMIT")]
     for summary in summaries:
-        table.add_row(
-            summary.run_id,
-            summary.created_at,
-            summary.stage,
-            summary.environment,
-            summary.status,
-            (summary.commit or "")[:12],
+        rows.append(
+            (
+                summary.run_id,
+                summary.created_at[:19],
+                summary.stage,
+                summary.environment,
+                summary.status,
+                (summary.commit or "-")[:12],
+            )
         )
-    stdout_console().print(table)
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=True)]
+        typer.echo("  ".join(cells).rstrip())
 
 
 @runs_app.command("show")
@@ -61,7 +64,7 @@ def show_run(
     store: Path | None = STORE_OPTION,
 ) -> int:
     """Show a stored run exactly as it was reported."""
-    record = open_store(store, repo.resolve()).get(run_id)
+    record = open_store(store, repo.resolve(), must_exist=True).get(run_id)
     emit(record, output)
     return exit_status(record)
 
@@ -97,7 +100,7 @@ def replay_command(
     store: Path | None = STORE_OPTION,
 ) -> int:
     """Re-evaluate a stored run, or show what another policy (--policy) decides."""
-    record = open_store(store, repo.resolve()).get(run_id)
+    record = open_store(store, repo.resolve(), must_exist=True).get(run_id)
     if policy is None:
         effective = Policy.model_validate(record.policy)
     else:

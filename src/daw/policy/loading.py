@@ -83,7 +83,17 @@ def _to_python(
     if isinstance(node, yaml.SequenceNode):
         items = enumerate(node.value)
         return [_to_python(item, (*loc, index), lines, path) for index, item in items]
-    return _SCALARS.construct_object(node, deep=True)
+    try:
+        return _SCALARS.construct_object(node, deep=True)
+    except ValueError as exc:
+        # PyYAML reads 2027-02-30 as a timestamp and fails to build the date.
+        field = ".".join(str(part) for part in loc) or "(top level)"
+        raise ConfigError(
+            f"{field}: invalid value {node.value!r}: {exc}",
+            path=path,
+            line=node.start_mark.line + 1,
+            hint="write a real date as YYYY-MM-DD, or quote the text",
+        ) from exc
 
 
 def _mapping_to_python(
@@ -170,6 +180,12 @@ def _located(
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         message = f"unknown key {loc[-1]!r}"
+    elif error["type"] == "missing" and _is_new_criterion(loc, sources):
+        field = ".".join(str(part) for part in loc[:-1])
+        message = (
+            f"unknown criterion {loc[-2]!r}: a new criterion needs metric, operator, "
+            "threshold and action (check the spelling of a built-in one)"
+        )
     elif error["type"] == "missing":
         message = "required field is missing"
     elif "[key]" in error["loc"]:
@@ -179,6 +195,17 @@ def _located(
             line = source.line_of(loc)
             return ConfigError(f"{field}: {message}", path=source.path, line=line)
     return ConfigError(f"{field}: {message}", path=sources[-1].path)
+
+
+def _is_new_criterion(loc: Location, sources: list[PolicySource]) -> bool:
+    """Return whether ``loc`` is a field of a criterion the default policy lacks."""
+    if "gates" not in loc:
+        return False
+    start = loc.index("gates")
+    if len(loc) != start + 4:
+        return False
+    gate, name = loc[start + 1], loc[start + 2]
+    return name not in sources[0].data.get("gates", {}).get(gate, {})
 
 
 def load_policy(
@@ -203,8 +230,21 @@ def load_policy(
     merged: dict[str, Any] = {}
     for source in sources:
         merged = deep_merge(merged, source.data)
-    validate(merged, sources)
+    _check_waiver_targets(validate(merged, sources), sources)
     return _apply_environment(merged, environment, sources), sources
+
+
+def _check_waiver_targets(policy: Policy, sources: list[PolicySource]) -> None:
+    """Raise ConfigError for a waiver that names a criterion the policy lacks."""
+    known = {criterion_id for criterion_id, _ in policy.criteria()}
+    for index, waiver in enumerate(policy.waivers):
+        if waiver.criterion is not None and waiver.criterion not in known:
+            raise _located_message(
+                sources,
+                ("waivers", index, "criterion"),
+                f"unknown criterion {waiver.criterion!r}; "
+                "use a gate.criterion id that `daw policy show` lists",
+            )
 
 
 def _apply_environment(
@@ -217,6 +257,12 @@ def _apply_environment(
                 sources,
                 ("environments", name),
                 "an environment override must be a mapping",
+            )
+        if "environments" in override:
+            raise _located_message(
+                sources,
+                ("environments", name, "environments"),
+                "an environment override cannot contain environments",
             )
         candidate = deep_merge(merged, override)
         candidate["environments"] = {}
