@@ -59,10 +59,17 @@ def check_command(
         Stage.MERGE, "--stage", "-s", help="Delivery stage to judge."
     ),
     environment: str = typer.Option(
-        "development", "--env", "-e", help=f"Environment: {', '.join(ENVIRONMENTS)}."
+        "development",
+        "--env",
+        "-e",
+        metavar="ENV",
+        help=f"Environment: {', '.join(ENVIRONMENTS)}.",
     ),
     base: str | None = typer.Option(
-        None, "--base", help="Base ref for new-code coverage (merge-base with HEAD)."
+        None,
+        "--base",
+        metavar="REF",
+        help="Base ref for new-code coverage (merge-base with HEAD).",
     ),
     all_files: bool = typer.Option(
         False,
@@ -70,49 +77,65 @@ def check_command(
         help="At the commit stage, check the whole tree, not the index.",
     ),
     policy: Path | None = typer.Option(
-        None, "--policy", help="Policy file [default: .daw/policy.yaml]."
+        None,
+        "--policy",
+        metavar="FILE",
+        help="Policy file [default: .daw/policy.yaml].",
     ),
     output: OutputFormat = FORMAT_OPTION,
     sarif_out: Path | None = typer.Option(
-        None, "--sarif-out", help="Write all findings as SARIF."
+        None, "--sarif-out", metavar="FILE", help="Write all findings as SARIF."
     ),
     junit_out: Path | None = typer.Option(
-        None, "--junit-out", help="Write one JUnit test case per criterion."
+        None,
+        "--junit-out",
+        metavar="FILE",
+        help="Write one JUnit test case per criterion.",
     ),
     sarif: list[Path] | None = typer.Option(
         None,
         "--sarif",
+        metavar="FILE",
         help="Import SARIF 2.1 results (semgrep, CodeQL, eslint); repeatable.",
     ),
     coverage_report: list[Path] | None = typer.Option(
         None,
         "--coverage-report",
+        metavar="FILE",
         help="Read coverage from this report (coverage.py JSON, Cobertura XML or LCOV) "
         "instead of running the tests; repeatable.",
     ),
     junit_report: list[Path] | None = typer.Option(
         None,
         "--junit-report",
+        metavar="FILE",
         help="Count test failures from this JUnit XML; repeatable.",
     ),
     osv_db: Path | None = typer.Option(
         None,
         "--osv-db",
+        metavar="PATH",
         help="Offline OSV advisories: a folder of JSON files or an OSV zip.",
     ),
     test_command: str | None = typer.Option(
         None,
         "--test-command",
+        metavar="COMMAND",
         help="Test command to run under coverage [default: python -m pytest].",
     ),
     no_cache: bool = typer.Option(
         False, "--no-cache", help="Run every tool, ignoring cached results."
     ),
     jobs: int | None = typer.Option(
-        None, "--jobs", "-j", min=1, help="Probes run at once [default: CPU count]."
+        None,
+        "--jobs",
+        "-j",
+        min=1,
+        metavar="N",
+        help="Probes run at once, at least 1 [default: CPU count].",
     ),
     quiet: bool = typer.Option(
-        False, "--quiet", "-q", help="No progress lines on stderr."
+        False, "--quiet", "-q", help="Print nothing on stderr but errors."
     ),
     repo: Path = REPO_OPTION,
     store: Path | None = STORE_OPTION,

@@ -108,12 +108,14 @@ def exit_status(record: RunRecord) -> int:
 REPO_OPTION = typer.Option(
     Path("."),
     "--repo",
+    metavar="PATH",
     help="Repository to check (any folder inside it).",
     show_default=True,
 )
 STORE_OPTION = typer.Option(
     None,
     "--store",
+    metavar="FILE",
     help="SQLite run store [default: .daw/daw.db in the repository, or $DAW_STORE].",
 )
 FORMAT_OPTION = typer.Option(

@@ -9,6 +9,7 @@ usage errors.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -17,25 +18,43 @@ import typer
 from daw.cli.common import OutputFormat, write_file
 from daw.migrate import forks
 from daw.migrate.dburl import parse_url
-from daw.migrate.promote import Limits
+from daw.migrate.promote import MAX_TIMEOUT_S, Limits
 from daw.migrate.validate import render_schema, schema_dump
-from daw.migrate.workflow import MigrateRequest, Plan, RunResult, plan, run
+from daw.migrate.workflow import (
+    MigrateRequest,
+    Plan,
+    RunResult,
+    blocking_reasons,
+    plan,
+    run,
+)
 
 migrate_app = typer.Typer(
     help="Rehearse database migrations on a fork before they reach production.",
     no_args_is_help=True,
 )
 
+
+def _finite(value: float | None) -> float | None:
+    """Reject NaN and infinity, which click's FloatRange lets through."""
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"{value} is not a finite number")
+    return value
+
+
 DATABASE_OPTION = typer.Option(
     ...,
     "--database",
     "-d",
-    help="Production database URL (postgresql:// or sqlite:///).",
+    metavar="URL",
+    help="Production database URL: postgresql://user@host:port/dbname, "
+    "sqlite:///path/file.db or a path ending in .db, .sqlite or .sqlite3.",
 )
 MIGRATIONS_OPTION = typer.Option(
     ...,
     "--migrations",
     "-m",
+    metavar="PATH",
     help="Folder of numbered .sql files, or an Alembic project.",
 )
 FORMAT_OPTION = typer.Option(
@@ -44,37 +63,73 @@ FORMAT_OPTION = typer.Option(
 LARGE_TABLE_MB_OPTION = typer.Option(
     100.0,
     "--large-table-mb",
-    help="Size in MiB from which a table counts as large.",
+    metavar="MB",
+    min=0.0,
+    callback=_finite,
+    help="Size in MiB from which the linter counts a table as large.",
 )
-POLICY_OPTION = typer.Option(None, "--policy", help="Policy file.")
+POLICY_OPTION = typer.Option(None, "--policy", metavar="PATH", help="Policy file.")
 STRATEGY_OPTION = typer.Option(
-    None, "--strategy", help="Fork strategy: snapshot, template, basebackup, ..."
+    None,
+    "--strategy",
+    metavar="NAME",
+    help="Fork strategy: "
+    + ", ".join(forks.STRATEGIES)
+    + ". Default: the first one that can fork this kind of database now.",
 )
 TEST_COMMAND_OPTION = typer.Option(
-    None, "--test-command", help="Command run with DATABASE_URL set to the fork."
+    None,
+    "--test-command",
+    metavar="COMMAND",
+    help="Command run with DATABASE_URL set to the fork; it must exit 0.",
 )
 EXPECTED_SCHEMA_OPTION = typer.Option(
     None,
     "--expected-schema",
-    help="Schema file (JSON or YAML) the fork must match.",
+    metavar="PATH",
+    help="Schema file (JSON or YAML, as written by daw migrate schema) the fork "
+    "must match after the migration.",
 )
 APPROVE_OPTION = typer.Option(
-    [], "--approve", help="Approve a destructive finding by its fingerprint."
+    [],
+    "--approve",
+    metavar="FINGERPRINT",
+    help="Approve a destructive finding by its fingerprint; repeat for several.",
 )
 LOCK_TIMEOUT_OPTION = typer.Option(
-    5.0, "--lock-timeout", help="lock_timeout in seconds on production."
+    5.0,
+    "--lock-timeout",
+    metavar="SECONDS",
+    min=0.0,
+    max=MAX_TIMEOUT_S,
+    callback=_finite,
+    help="lock_timeout on production in seconds; 0 disables it.",
 )
 STATEMENT_TIMEOUT_OPTION = typer.Option(
-    900.0, "--statement-timeout", help="statement_timeout in seconds on production."
+    900.0,
+    "--statement-timeout",
+    metavar="SECONDS",
+    min=0.0,
+    max=MAX_TIMEOUT_S,
+    callback=_finite,
+    help="statement_timeout on production in seconds; 0 disables it.",
 )
 ALL_FORKS_OPTION = typer.Option(
     False, "--all", help="Also discard forks of runs that are still going."
 )
 SCHEMA_DATABASE_OPTION = typer.Option(
-    ..., "--database", "-d", help="Database URL (postgresql:// or sqlite:///)."
+    ...,
+    "--database",
+    "-d",
+    metavar="URL",
+    help="Database URL (postgresql:// or sqlite:///).",
 )
 OUTPUT_PATH_OPTION = typer.Option(
-    None, "--output", "-o", help="Write the schema to this file instead of stdout."
+    None,
+    "--output",
+    "-o",
+    metavar="PATH",
+    help="Write the schema to this file instead of stdout.",
 )
 
 
@@ -172,6 +227,10 @@ def _print_run(result: RunResult) -> None:
     typer.echo(f"run {result.run_id}: {result.status}")
     if result.message:
         typer.echo(result.message)
+    if result.plan.blocked:
+        typer.echo(f"gate: blocks production: {blocking_reasons(result.plan.verdict)}")
+    else:
+        typer.echo("gate: passes")
     for check in result.checks:
         typer.echo(f"  check {check.name}: {check.status}: {check.message}")
         for detail in check.details[:20]:
@@ -188,7 +247,11 @@ def _print_run(result: RunResult) -> None:
 
 
 SERVER_OPTION = typer.Option(
-    None, "--database", "-d", help="Also look for template forks on this server."
+    None,
+    "--database",
+    "-d",
+    metavar="URL",
+    help="Also look for template forks on this database's server.",
 )
 
 
@@ -235,7 +298,7 @@ def schema_command(
     database: str = SCHEMA_DATABASE_OPTION,
     output_path: Path | None = OUTPUT_PATH_OPTION,
 ) -> int:
-    """Write the database's schema dump, for use with ``run --expected-schema``."""
+    """Write the database's schema as JSON, for daw migrate run --expected-schema."""
     text = render_schema(schema_dump(parse_url(database)))
     if output_path is None:
         typer.echo(text, nl=False)

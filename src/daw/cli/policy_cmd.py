@@ -32,9 +32,18 @@ def show(
     stage: Stage = typer.Option(
         Stage.MERGE, "--stage", "-s", help="Stage to describe."
     ),
-    environment: str = typer.Option("development", "--env", "-e", help="Environment."),
+    environment: str = typer.Option(
+        "development",
+        "--env",
+        "-e",
+        metavar="ENV",
+        help="Environment: development, staging or production.",
+    ),
     policy: Path | None = typer.Option(
-        None, "--policy", help="Policy file [default: .daw/policy.yaml]."
+        None,
+        "--policy",
+        metavar="FILE",
+        help="Policy file [default: .daw/policy.yaml].",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of YAML."),
     repo: Path = REPO_OPTION,

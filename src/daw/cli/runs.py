@@ -29,7 +29,7 @@ runs_app = typer.Typer(help="List and show stored runs.", no_args_is_help=True)
 @runs_app.command("list")
 def list_runs(
     limit: int = typer.Option(
-        20, "--limit", "-n", min=1, help="Number of runs to list."
+        20, "--limit", "-n", min=1, metavar="N", help="Number of runs to list."
     ),
     repo: Path = REPO_OPTION,
     store: Path | None = STORE_OPTION,
@@ -93,6 +93,7 @@ def replay_command(
     policy: Path | None = typer.Option(
         None,
         "--policy",
+        metavar="FILE",
         help="Evaluate under this policy file instead of the stored policy.",
     ),
     output: OutputFormat = FORMAT_OPTION,

@@ -262,7 +262,7 @@ class RunStore:
         if not ids:
             raise StoreError(
                 f"no run with id or id prefix {prefix!r} in {self.path}",
-                hint="list the stored runs to find the id",
+                hint="run `daw runs list` to find the id",
             )
         if len(ids) > 1:
             listed = ", ".join(ids[:MAX_CANDIDATES])
