@@ -13,7 +13,8 @@ import pytest
 from daw.git import changed_lines, tracked_files
 from daw.models import MeasurementStatus, ProbeResult
 from daw.probes.base import ProbeContext, ProbeSettings
-from daw.probes.coverage import TestCoverageProbe
+from daw.probes.coverage import TestCoverageProbe, _short_error
+from daw.process import run_tool
 from daw.stages import Stage
 
 APP = """\
@@ -351,8 +352,8 @@ def test_imported_reports_match_run(base_repo, python, tmp_path):
         assert read["coverage_total"].details["executable"] == 8, kind
         assert read["coverage_new_code"].value == ran["coverage_new_code"].value, kind
         assert read["coverage_new_code"].value == 50.0, kind
-        assert read["test"].status is MeasurementStatus.NOT_APPLICABLE, kind
-        assert read["test"].reason == "no test report given", kind
+        assert read["test"].status is MeasurementStatus.ERROR, kind
+        assert read["test"].reason.startswith("no test report given: pass"), kind
         assert [f.path for f in result.findings] == ["app.py"], kind
 
 
@@ -520,3 +521,71 @@ def test_invalid_coverage_config(make_repo, python):
     assert {m.status for m in result.measurements} == {MeasurementStatus.ERROR}
     assert "read its configuration" in reason
     assert "Couldn't read config file pyproject.toml" in reason
+
+
+# Latin-1 bytes with no coding cookie: Python, and so coverage.py, cannot parse it.
+NOT_UTF8 = "NAME = 'caf\xe9'\n".encode("latin-1")
+
+
+def test_unparseable_file_named(base_repo, python):
+    base_repo.write("legacy.py", NOT_UTF8)
+    base_repo.commit("add a latin-1 module")
+
+    measured = by_metric(TestCoverageProbe().run(make_ctx(base_repo, python)))
+    total = measured["coverage_total"]
+
+    assert total.status is MeasurementStatus.OK
+    assert total.value == 75.0
+    assert total.details["unreported_files"] == 1
+    assert total.details["unreported"] == "legacy.py"
+    assert "could not report 1 file: legacy.py" in total.reason
+    assert "Traceback" not in total.reason
+
+
+def test_unparseable_changed_file_uncovered(base_repo, python):
+    base = base_of(base_repo)
+    base_repo.write("legacy.py", NOT_UTF8 + b"VALUE = 2\n")
+    base_repo.commit("add a latin-1 module")
+
+    result = TestCoverageProbe().run(make_ctx(base_repo, python, base))
+    new_code = by_metric(result)["coverage_new_code"]
+
+    assert new_code.status is MeasurementStatus.OK
+    assert new_code.value == 0.0
+    assert new_code.details["unmeasured_files"] == 1
+    assert new_code.details["unreported"] == "legacy.py"
+    assert [f.path for f in result.findings] == ["legacy.py"]
+
+
+def test_export_error_is_short(base_repo, python, tmp_path):
+    base_repo.write("legacy.py", NOT_UTF8)
+    data = f"--data-file={tmp_path / 'data.coverage'}"
+    coverage = [python, "-m", "coverage"]
+    run_tool(
+        [*coverage, "run", data, "--source=.", "-m", "pytest", "-q"],
+        cwd=base_repo.root,
+        env={"PYTHONSAFEPATH": ""},
+    )
+    export = [*coverage, "json", data, "-o", str(tmp_path / "c.json")]
+    completed = run_tool(export, cwd=base_repo.root)
+
+    reason = _short_error(make_ctx(base_repo, python), completed)
+
+    assert completed.returncode != 0
+    assert "Traceback" in completed.stderr
+    assert "Traceback" not in reason
+    assert "\n" not in reason
+    assert reason.endswith("SyntaxError: invalid or missing encoding declaration")
+
+
+def test_reports_without_junit_is_error(exported, python):
+    repo, reports = exported
+    ctx = make_ctx(repo, python, coverage_reports=(reports["lcov"],))
+    measured = by_metric(TestCoverageProbe().run(ctx))
+
+    assert measured["coverage_total"].value == 75.0
+    assert measured["test"].status is MeasurementStatus.ERROR
+    assert measured["test"].reason == (
+        "no test report given: pass --junit-report FILE with the coverage report, "
+        "or let DAW run the tests"
+    )

@@ -11,11 +11,11 @@ import time
 import pytest
 
 from daw.git import tracked_files
-from daw.models import MeasurementStatus
+from daw.models import MeasurementStatus, fingerprint
 from daw.probes import sast
 from daw.probes.base import ProbeContext
 from daw.probes.sast import batches
-from daw.probes.secrets import BASELINE_NAME, SecretsProbe
+from daw.probes.secrets import BASELINE_NAME, UNSCANNED_RULE, SecretsProbe
 from daw.stages import Stage
 
 # Built from pieces so that this file itself contains no literal secret.
@@ -227,12 +227,14 @@ def test_secrets_odd_files_do_not_crash(make_repo, python):
     measurement = result.measurements[0]
     assert elapsed < 30
     assert measurement.status is MeasurementStatus.OK
-    assert [f.path for f in result.findings] == ["settings.py"]
-    assert measurement.details["files"] == 1
-    assert measurement.details["skipped_too_large"] == 1
+    assert [f.path for f in result.findings] == ["latin1.txt", "settings.py"]
+    assert measurement.details["files"] == 2
+    assert measurement.details["transcoded_not_utf8"] == 1
+    assert measurement.details["skipped_binary"] == 2
     assert measurement.details["skipped_not_regular"] == 2
-    assert measurement.details["skipped_not_utf8"] == 2
+    assert measurement.details["unscanned_text"] == 0
     assert "huge.log" in measurement.reason
+    assert "binary" in measurement.reason
     assert "latin1.txt" in measurement.reason
     assert "loop_a" in measurement.reason
 
@@ -243,10 +245,98 @@ def test_secrets_size_limit_reported(make_repo, python):
     result = SecretsProbe(max_file_bytes=10).run(make_ctx(repo, python))
 
     measurement = result.measurements[0]
-    assert result.findings == []
-    assert measurement.value == 0
-    assert measurement.details["skipped_too_large"] == 1
+    assert [f.rule_id for f in result.findings] == [UNSCANNED_RULE]
+    assert measurement.value == 1
+    assert measurement.details["unscanned_text"] == 1
     assert "settings.py" in measurement.reason
+    assert result.findings[0].message == (
+        "settings.py was not scanned for secrets: larger than 10 bytes"
+    )
+
+
+def test_secrets_large_text_is_finding(make_repo, python):
+    padding = "# padding line\n" * 80_000
+    text = CONFIG + padding
+    repo = make_repo({"big_cfg.py": text, "app.py": "x = 1\n"})
+
+    result = SecretsProbe().run(make_ctx(repo, python))
+
+    measurement = result.measurements[0]
+    assert len(text) > 1024 * 1024
+    assert measurement.status is MeasurementStatus.OK
+    assert measurement.value == 1
+    finding = result.findings[0]
+    assert finding.category == "secret"
+    assert finding.rule_id == UNSCANNED_RULE
+    assert finding.severity == "high"
+    assert finding.path == "big_cfg.py"
+    assert finding.line is None
+    assert finding.message == (
+        "big_cfg.py was not scanned for secrets: larger than 1 MiB"
+    )
+    content_hash = hashlib.sha256(text.encode()).hexdigest()
+    expected = fingerprint("detect-secrets", UNSCANNED_RULE, "big_cfg.py", content_hash)
+    assert finding.fingerprint == expected
+    assert AWS_KEY not in result.model_dump_json()
+
+
+def test_secrets_large_text_fingerprint_tracks_content(make_repo, python):
+    padding = "# padding line\n" * 80_000
+    repo = make_repo({"big_cfg.py": CONFIG + padding})
+    probe = SecretsProbe()
+    before = probe.run(make_ctx(repo, python)).findings[0].fingerprint
+    key_before = probe.cache_key(make_ctx(repo, python))
+    same_size = CONFIG.replace("AKIA", "AKIB") + padding
+    repo.write("big_cfg.py", same_size)
+
+    after = probe.run(make_ctx(repo, python)).findings[0].fingerprint
+    key_after = probe.cache_key(make_ctx(repo, python))
+
+    assert len(same_size) == len(CONFIG + padding)
+    assert before != after
+    assert key_before != key_after
+
+
+def test_secrets_latin1_scanned_at_line(make_repo, python):
+    text = f"# caf\xe9 \x85 \x81\n\nAWS_ACCESS_KEY_ID = '{AWS_KEY}'\n"
+    repo = make_repo({"legacy.py": text.encode("latin-1")})
+
+    result = SecretsProbe().run(make_ctx(repo, python))
+
+    measurement = result.measurements[0]
+    assert [f.rule_id for f in result.findings] == ["AWS Access Key"]
+    assert result.findings[0].path == "legacy.py"
+    assert result.findings[0].line == 3
+    assert measurement.details["transcoded_not_utf8"] == 1
+    assert measurement.details["unscanned_text"] == 0
+    assert AWS_KEY not in result.model_dump_json()
+
+
+def test_secrets_latin1_baseline_applies(make_repo, python):
+    text = f"caf\xe9 = '{AWS_KEY}'\n".encode("latin-1")
+    repo = make_repo({"legacy.py": text})
+    baseline = SecretsProbe().run(make_ctx(repo, python))
+    hashed = hashlib.sha1(AWS_KEY.encode(), usedforsecurity=False).hexdigest()
+    entry = {"type": baseline.findings[0].rule_id, "hashed_secret": hashed}
+    repo.write(BASELINE_NAME, json.dumps({"results": {"legacy.py": [entry]}}))
+
+    result = SecretsProbe().run(make_ctx(repo, python))
+
+    assert result.findings == []
+    assert result.measurements[0].details["suppressed_by_baseline"] == 1
+
+
+def test_secrets_binary_skipped_without_finding(make_repo, python):
+    large = b"\x00" + AWS_KEY.encode() + b"\n" * (2 * 1024 * 1024)
+    small = b"\xff\x00" + AWS_KEY.encode()
+    repo = make_repo({"data.bin": large, "icon.bin": small})
+
+    result = SecretsProbe().run(make_ctx(repo, python))
+
+    measurement = result.measurements[0]
+    assert result.findings == []
+    assert measurement.details["skipped_binary"] == 2
+    assert "skipped 2 binary files" in measurement.reason
 
 
 def test_secrets_many_batches(make_repo, python, monkeypatch):

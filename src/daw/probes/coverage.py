@@ -12,10 +12,15 @@ files no test imports still count as 0 %, and then drops test files
 (``test_*.py``, ``*_test.py``, ``conftest.py``, anything under ``tests/``) and
 files in virtual environments and vendored folders from the totals.
 
+The JSON export runs with ``--ignore-errors``, so that one file coverage.py
+cannot parse does not lose the whole report. Such files are named in the
+measurements' details and reason, and a changed one counts as not covered.
+
 Mode B is used whenever a report is configured, and then no test runs, except
 that a configured command that cannot be wrapped (``npm test``) runs as is first,
-so that it writes the reports. Without a JUnit report ``test`` is n/a, and
-without a coverage report both coverage metrics are n/a.
+so that it writes the reports. Without a JUnit report ``test`` is an error,
+unless such a command ran and passed (then it is n/a). Without a coverage report
+both coverage metrics are n/a.
 """
 
 from __future__ import annotations
@@ -75,6 +80,17 @@ _PYTEST_USAGE_CODES = {2: "interrupted", 3: "internal error", 4: "usage error"}
 _NO_COVER = r"#\s*(pragma|PRAGMA)[:\s]?\s*(no|NO)\s*(cover|COVER)"
 _COMMENT_PREFIXES = ("#", "//", "/*", "*", "<!--")
 _SKIPPED_DIRS = ("node_modules", ".venv", "venv", ".git", ".daw", ".tox", "__pycache__")
+# The warning coverage.py 7.18 (report_core.py) writes for each file it skips with -i.
+_COULDNT_PARSE = re.compile(
+    r"Couldn't parse (?:Python file )?'(?P<path>.+?)'(?:: (?P<error>.*?))?"
+    r" \(couldnt-parse\)"
+)
+_ERROR_LINE = re.compile(r"^(\w+\.)*\w*(Error|Exception|Warning): ")
+_TRACEBACK_FILE = re.compile(r'^\s*File "(?P<path>[^"]+)", line \d+')
+_NO_TEST_REPORT = (
+    "no test report given: pass --junit-report FILE with the coverage report, "
+    "or let DAW run the tests"
+)
 _INFO_SCRIPT = """\
 import json, sys
 from importlib.metadata import PackageNotFoundError, version
@@ -89,6 +105,18 @@ except PackageNotFoundError:
     info["pytest"] = ""
 print(json.dumps(info))
 """
+
+
+@dataclass(frozen=True)
+class _Export:
+    """A ``coverage json`` report and the files coverage.py could not report.
+
+    ``unreported`` maps each such path (repository-relative when it is inside the
+    repository) to coverage.py's error message.
+    """
+
+    report: CoverageReport
+    unreported: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -220,18 +248,23 @@ class TestCoverageProbe:
     ) -> tuple[list[Measurement], list[Finding]]:
         version = str(info.get("coverage", ""))
         try:
-            report = _export_json(ctx, wrapped.python, tmp)
+            export = _export_json(ctx, wrapped.python, tmp)
         except (ToolError, ConfigError) as exc:
             return self._coverage_errors(str(exc), key, version), []
-        mapped = map_to_repository([report], ctx.repo_root)
+        mapped = map_to_repository([export.report], ctx.repo_root)
         if not configured:
             mapped.files = {
                 rel: lines
                 for rel, lines in mapped.files.items()
                 if not _is_test_file(rel) and not _is_vendored(rel)
             }
-        details = {"source": "configuration" if configured else "repository"}
-        return self._coverage_measurements(ctx, mapped, key, version, details)
+        details: dict[str, str | int] = {
+            "source": "configuration" if configured else "repository"
+        }
+        measurements, findings = self._coverage_measurements(
+            ctx, mapped, key, version, details
+        )
+        return _note_unreported(measurements, export.unreported), findings
 
     def _tests_from_run(
         self,
@@ -323,9 +356,11 @@ class TestCoverageProbe:
         self, ctx: ProbeContext, completed: Completed | None, key: str
     ) -> tuple[Measurement, list[Finding]]:
         if not ctx.settings.junit_reports:
-            if completed is not None and completed.returncode != 0:
+            if completed is None:
+                return self._test_error(_NO_TEST_REPORT, key), []
+            if completed.returncode != 0:
                 return self._tests_without_report(completed, key), []
-            reason = "no test report given"
+            reason = "no test report given: the test command passed but wrote none"
             return _with_digest(not_applicable("test", "junit", reason), key), []
         cases: list[TestCase] = []
         for path in ctx.settings.junit_reports:
@@ -341,7 +376,7 @@ class TestCoverageProbe:
         mapped: MappedCoverage,
         key: str,
         version: str,
-        details: dict[str, str],
+        details: dict[str, str | int],
     ) -> tuple[list[Measurement], list[Finding]]:
         covered = sum(
             len(lines.covered & lines.executable) for lines in mapped.files.values()
@@ -543,27 +578,107 @@ def _coverage_run_args(
     return args
 
 
-def _export_json(ctx: ProbeContext, python: str, tmp: Path) -> CoverageReport:
+def _export_json(ctx: ProbeContext, python: str, tmp: Path) -> _Export:
     """Write ``coverage json`` for the data in ``tmp`` and read it back.
 
     Parallel data files (``parallel = true`` in the configuration) are combined
-    first. Raises ToolError when coverage.py fails, for example with no data.
+    first. The export skips files that coverage.py cannot parse (``-i``) and
+    returns them with the report. Raises ToolError when coverage.py fails, for
+    example with no data.
     """
     data_file = tmp / ".coverage"
     base = [python, "-m", "coverage"]
     timeout = ctx.settings.tool_timeout_s
     if not data_file.exists() and any(tmp.glob(".coverage.*")):
         combine = [*base, "combine", f"--data-file={data_file}", str(tmp)]
-        _check(run_tool(combine, cwd=ctx.repo_root, timeout_s=timeout))
+        _check(ctx, run_tool(combine, cwd=ctx.repo_root, timeout_s=timeout))
     output = tmp / "coverage.json"
-    export = [*base, "json", f"--data-file={data_file}", "-o", str(output)]
-    _check(run_tool([*export, "--fail-under=0"], cwd=ctx.repo_root, timeout_s=timeout))
-    return read_coverage_json(output)
+    export = [*base, "json", "-i", f"--data-file={data_file}", "-o", str(output)]
+    completed = run_tool(
+        [*export, "--fail-under=0"], cwd=ctx.repo_root, timeout_s=timeout
+    )
+    _check(ctx, completed)
+    unreported = _unreported_files(ctx, completed.stdout + "\n" + completed.stderr)
+    for path, error in unreported.items():
+        log.warning("coverage.py could not report %s: %s", path, error)
+    return _Export(read_coverage_json(output), unreported)
 
 
-def _check(completed: Completed) -> None:
+def _check(ctx: ProbeContext, completed: Completed) -> None:
     if completed.returncode != 0:
-        raise ToolError(f"no coverage data: {completed.describe()}")
+        raise ToolError(f"no coverage data: {_short_error(ctx, completed)}")
+
+
+def _short_error(ctx: ProbeContext, completed: Completed) -> str:
+    """Return the error line of a failed coverage.py run and the file it names.
+
+    The error line is the last line shaped like ``SomeError: message``, or else
+    the last line of output. The file is the last traceback frame inside the
+    repository, when there is one.
+    """
+    lines = [line for line in completed.stderr.splitlines() if line.strip()]
+    lines = lines or [line for line in completed.stdout.splitlines() if line.strip()]
+    errors = [line for line in lines if _ERROR_LINE.match(line.strip())]
+    chosen = errors or lines or [f"exit code {completed.returncode}"]
+    message = chosen[-1].strip()
+    frames = [
+        _relative_to_repo(ctx, match["path"])
+        for line in lines
+        if (match := _TRACEBACK_FILE.match(line))
+    ]
+    inside = [
+        path
+        for path in frames
+        if not PurePosixPath(path).is_absolute() and (ctx.repo_root / path).is_file()
+    ]
+    if inside:
+        message += f" (in {inside[-1]})"
+    return redact(
+        f"`coverage {completed.args[3]}` exited with {completed.returncode}: {message}"
+    )
+
+
+def _unreported_files(ctx: ProbeContext, output: str) -> dict[str, str]:
+    unreported: dict[str, str] = {}
+    for match in _COULDNT_PARSE.finditer(output):
+        error = match["error"] or "not Python source"
+        unreported[_relative_to_repo(ctx, match["path"])] = redact(error)
+    return dict(sorted(unreported.items()))
+
+
+def _relative_to_repo(ctx: ProbeContext, reported: str) -> str:
+    """Return ``reported`` relative to the repository root, or as is when outside."""
+    path = Path(reported)
+    if not path.is_absolute():
+        path = ctx.repo_root / path
+    root = ctx.repo_root.resolve()
+    try:
+        return path.resolve().relative_to(root).as_posix()
+    except ValueError:
+        return PurePosixPath(reported).as_posix()
+
+
+def _note_unreported(
+    measurements: list[Measurement], unreported: dict[str, str]
+) -> list[Measurement]:
+    """Name the files coverage.py could not report in each measurement."""
+    if not unreported:
+        return measurements
+    names = ", ".join(f"{path} ({error})" for path, error in unreported.items())
+    noun = "file" if len(unreported) == 1 else "files"
+    suffix = f"coverage.py could not report {len(unreported)} {noun}: {names}"
+    noted = []
+    for measurement in measurements:
+        reason = "; ".join(part for part in (measurement.reason, suffix) if part)
+        details = {
+            **measurement.details,
+            "unreported_files": len(unreported),
+            "unreported": ", ".join(unreported),
+        }
+        noted.append(
+            measurement.model_copy(update={"reason": reason, "details": details})
+        )
+    return noted
 
 
 def _changed_lines_text(ctx: ProbeContext) -> str:

@@ -3,12 +3,17 @@
 A finding keeps the detector type, the path and the line. The secret's value and
 the text of its line are never kept: detect-secrets reports only a SHA-1 of the
 value (``hashed_secret``), and that goes into the fingerprint hash alone.
+
+A text file that cannot be scanned is itself a finding (``unscanned-file``), so
+that a secret in it cannot pass unseen.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -34,6 +39,12 @@ log = logging.getLogger(__name__)
 
 SECRETS_TOOL = "detect-secrets"
 BASELINE_NAME = ".secrets.baseline"
+UNSCANNED_RULE = "unscanned-file"
+
+# A NUL byte among the first 8 KiB marks a file as binary. Text files in the usual
+# encodings other than UTF-16 and UTF-32 contain no NUL byte.
+_SNIFF_BYTES = 8 * 1024
+_MIB = 1024 * 1024
 
 # --no-verify because detect-secrets otherwise sends some secrets it finds to
 # their services (AWS, Slack, Stripe ...) to check whether they are live.
@@ -63,15 +74,34 @@ class _Scan:
     suppressed: int = 0
 
 
+@dataclass
+class _Sorted:
+    """The selected files split by how the probe treats them.
+
+    ``transcoded`` are text files that are not UTF-8, scanned as a UTF-8 copy
+    decoded as cp1252 (or latin-1). ``unscanned`` maps each text file that is
+    not scanned to the reason, and each becomes an ``unscanned-file`` finding.
+    ``binary`` files are skipped without a finding.
+    """
+
+    selection: FileSelection
+    readable: list[str] = field(default_factory=list)
+    transcoded: list[str] = field(default_factory=list)
+    unscanned: dict[str, str] = field(default_factory=dict)
+    binary: list[str] = field(default_factory=list)
+
+
 class SecretsProbe:
     """Run detect-secrets on the in-scope files and report each secret as a finding.
 
     Secrets recorded in ``.secrets.baseline`` at the scan root (same filename,
     hashed_secret and type) are not findings, unless the baseline marks them
-    ``is_secret: true``. Files over ``max_file_bytes``, paths that are not
-    regular files and files that are not UTF-8 (which detect-secrets ignores)
-    are not scanned. They are counted in the measurement's details and named in
-    its reason.
+    ``is_secret: true``. Text files that are not UTF-8 (which detect-secrets
+    ignores) are scanned as a transcoded copy. Text files over
+    ``max_file_bytes`` are not scanned and each is an ``unscanned-file``
+    finding. Binary files (a NUL byte in the first 8 KiB) and paths that are not
+    regular files are skipped without a finding. Skipped paths are counted in
+    the measurement's details and named in its reason.
     """
 
     name = "detect-secrets"
@@ -83,8 +113,9 @@ class SecretsProbe:
     def cache_key(self, ctx: ProbeContext) -> str | None:
         """Return a digest of the scanned files, the baseline and the tool version.
 
-        Skipped files count by name and size only, so that a huge file is not
-        read. Returns None when detect-secrets cannot run.
+        Files over the size limit count by name, size and content hash, and the
+        hash is computed in 1 MiB blocks. Returns None when detect-secrets
+        cannot run.
         """
         try:
             version = tool_version(ctx, "detect_secrets", SECRETS_TOOL)
@@ -94,7 +125,12 @@ class SecretsProbe:
         return self._digest(ctx, selection, version)
 
     def _digest(self, ctx: ProbeContext, selection: FileSelection, version: str) -> str:
-        sizes = [f"{rel}:{_size(ctx.scan_root / rel)}" for rel in selection.too_large]
+        # A file over the limit counts by name, size and content hash, because an
+        # unscanned-file finding's fingerprint contains that hash.
+        sizes = [
+            f"{rel}:{_size(ctx.scan_root / rel)}:{_content_id(ctx.scan_root / rel)}"
+            for rel in selection.too_large
+        ]
         return digest_files(
             ctx.scan_root,
             [*selection.scanned, BASELINE_NAME],
@@ -117,15 +153,21 @@ class SecretsProbe:
             return error_result(self.name, self.metrics, SECRETS_TOOL, describe(exc))
 
         selection = select_files(ctx.scan_root, _candidates(ctx), self.max_file_bytes)
-        readable, not_utf8 = _split_not_utf8(ctx.scan_root, selection.scanned)
+        files = self._sort_files(ctx.scan_root, selection)
         try:
-            scan = _scan(ctx, readable, baseline)
+            scan = _scan(ctx, files.readable, baseline, ctx.scan_root)
+            _scan_transcoded(ctx, files, baseline, scan)
         except ToolError as exc:
             log.warning("secrets probe failed: %s", exc)
             return error_result(self.name, self.metrics, SECRETS_TOOL, str(exc))
 
-        findings = disambiguate([_finding(result) for result in scan.results])
-        details, reason = self._coverage(selection, readable, not_utf8, scan, baseline)
+        findings = [_finding(result) for result in scan.results]
+        findings += [
+            _unscanned_finding(ctx.scan_root, rel, skip_reason)
+            for rel, skip_reason in files.unscanned.items()
+        ]
+        findings = disambiguate(findings)
+        details, reason = self._coverage(files, scan, baseline)
         measurement = Measurement(
             metric="secret",
             value=float(len(findings)),
@@ -143,28 +185,61 @@ class SecretsProbe:
             duration_s=time.monotonic() - started,
         )
 
+    def _sort_files(self, root: Path, selection: FileSelection) -> _Sorted:
+        files = _Sorted(selection=selection)
+        too_large = f"larger than {_format_limit(self.max_file_bytes)}"
+        for rel in selection.too_large:
+            if _is_binary(root / rel):
+                files.binary.append(rel)
+            else:
+                files.unscanned[rel] = too_large
+
+        readable, not_utf8 = _split_not_utf8(root, selection.scanned)
+        files.readable = readable
+        for rel in not_utf8:
+            if _is_binary(root / rel):
+                files.binary.append(rel)
+            else:
+                files.transcoded.append(rel)
+        files.binary.sort()
+        return files
+
     def _coverage(
-        self,
-        selection: FileSelection,
-        readable: list[str],
-        not_utf8: list[str],
-        scan: _Scan,
-        baseline: Baseline,
+        self, files: _Sorted, scan: _Scan, baseline: Baseline
     ) -> tuple[dict[str, str | int | float | bool | None], str]:
         """Return the details and reason that describe which files were scanned."""
+        not_regular = files.selection.not_regular
+        unscanned = sorted(files.unscanned)
         details: dict[str, str | int | float | bool | None] = {
-            **selection.details(),
-            "files": len(readable),
-            "skipped_not_utf8": len(not_utf8),
+            "files": len(files.readable) + len(files.transcoded),
+            "transcoded_not_utf8": len(files.transcoded),
+            "unscanned_text": len(unscanned),
+            "skipped_binary": len(files.binary),
+            "skipped_not_regular": len(not_regular),
             "suppressed_by_baseline": scan.suppressed,
             "baseline": baseline.present,
             "baseline_confirmed": baseline.confirmed,
         }
-        reasons = selection.skip_reasons(self.max_file_bytes)
-        if not_utf8:
+        reasons = []
+        if unscanned:
             reasons.append(
-                f"skipped {count(not_utf8, 'file')} that are not UTF-8 text: "
-                + name_some(not_utf8)
+                f"did not scan {count(unscanned, 'text file')}, each reported as an "
+                f"{UNSCANNED_RULE} finding: {name_some(unscanned)}"
+            )
+        if files.transcoded:
+            reasons.append(
+                f"scanned {count(files.transcoded, 'file')} that are not UTF-8 as "
+                f"cp1252 or latin-1 text: {name_some(files.transcoded)}"
+            )
+        if files.binary:
+            reasons.append(
+                f"skipped {count(files.binary, 'binary file')}: "
+                + name_some(files.binary)
+            )
+        if not_regular:
+            reasons.append(
+                f"skipped {count(not_regular, 'path')} that are not regular files: "
+                + name_some(not_regular)
             )
         return details, "; ".join(reasons)
 
@@ -237,11 +312,45 @@ def _size(path: Path) -> int:
         return -1
 
 
+def _format_limit(max_bytes: int) -> str:
+    if max_bytes % _MIB == 0:
+        return f"{max_bytes // _MIB} MiB"
+    return f"{max_bytes} bytes"
+
+
+def _is_binary(path: Path) -> bool:
+    """Return whether the file has a NUL byte in its first 8 KiB.
+
+    An unreadable file counts as text, so that it is reported rather than skipped.
+    """
+    try:
+        with path.open("rb") as handle:
+            return b"\0" in handle.read(_SNIFF_BYTES)
+    except OSError:
+        return False
+
+
+def _sha256(path: Path) -> str:
+    """Return the file's sha256 in hex, or "unreadable" when it cannot be read."""
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(_MIB), b""):
+                digest.update(block)
+    except OSError:
+        return "unreadable"
+    return digest.hexdigest()
+
+
+def _content_id(path: Path) -> str:
+    return "binary" if _is_binary(path) else _sha256(path)
+
+
 def _split_not_utf8(root: Path, paths: list[str]) -> tuple[list[str], list[str]]:
     """Split ``paths`` into files readable as UTF-8 text and the rest.
 
     detect-secrets 1.5 drops a whole file at the first byte that does not decode,
-    without saying so, so such files are reported here as not scanned.
+    without saying so, so the rest is scanned as a transcoded copy instead.
     """
     readable: list[str] = []
     not_utf8: list[str] = []
@@ -255,13 +364,22 @@ def _split_not_utf8(root: Path, paths: list[str]) -> tuple[list[str], list[str]]
     return readable, not_utf8
 
 
-def _scan(ctx: ProbeContext, files: list[str], baseline: Baseline) -> _Scan:
-    """Run detect-secrets over ``files`` in batches and drop baseline secrets."""
-    scan = _Scan()
+def _scan(
+    ctx: ProbeContext,
+    files: list[str],
+    baseline: Baseline,
+    cwd: Path,
+    scan: _Scan | None = None,
+) -> _Scan:
+    """Run detect-secrets over ``files`` in ``cwd`` in batches, minus baseline secrets.
+
+    Results are added to ``scan`` (a new one when None) and it is returned.
+    """
+    scan = scan if scan is not None else _Scan()
     for batch in batches(files):
         completed = run_tool(
             [ctx.python, "-m", "detect_secrets", *_SCAN_FLAGS, "--", *batch],
-            cwd=ctx.scan_root,
+            cwd=cwd,
             timeout_s=ctx.settings.tool_timeout_s,
             env=_TOOL_ENV,
         )
@@ -272,6 +390,44 @@ def _scan(ctx: ProbeContext, files: list[str], baseline: Baseline) -> _Scan:
             else:
                 scan.results.append(result)
     return scan
+
+
+def _scan_transcoded(
+    ctx: ProbeContext, files: _Sorted, baseline: Baseline, scan: _Scan
+) -> None:
+    """Scan UTF-8 copies of the ``transcoded`` files and add results to ``scan``.
+
+    Each copy has the original's relative path in a temporary folder, so results
+    name the original file. Decoding keeps every line break byte as it is, so
+    line numbers match the original. A copy that cannot be written moves its
+    file to ``unscanned``.
+    """
+    if not files.transcoded:
+        return
+    with tempfile.TemporaryDirectory(prefix="daw-secrets-") as folder:
+        copies = Path(folder)
+        written = []
+        for rel in files.transcoded:
+            try:
+                _write_utf8_copy(ctx.scan_root / rel, copies / rel)
+            except OSError as exc:
+                log.warning("could not transcode %s: %s", rel, exc.strerror)
+                files.unscanned[rel] = "not UTF-8 text"
+                continue
+            written.append(rel)
+        files.transcoded = written
+        _scan(ctx, written, baseline, copies, scan)
+
+
+def _write_utf8_copy(source: Path, target: Path) -> None:
+    data = source.read_bytes()
+    try:
+        text = data.decode("cp1252")
+    except UnicodeDecodeError:
+        # cp1252 leaves five bytes undefined, and latin-1 decodes every byte.
+        text = data.decode("latin-1")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(text.encode("utf-8"))
 
 
 def _parse_scan(completed: Completed) -> list[dict[str, Any]]:
@@ -334,5 +490,20 @@ def _finding(result: dict[str, Any]) -> Finding:
         severity="high",
         fingerprint=fingerprint(
             SECRETS_TOOL, secret_type, path, result["hashed_secret"]
+        ),
+    )
+
+
+def _unscanned_finding(root: Path, path: str, skip_reason: str) -> Finding:
+    return Finding(
+        category="secret",
+        tool=SECRETS_TOOL,
+        rule_id=UNSCANNED_RULE,
+        message=f"{path} was not scanned for secrets: {skip_reason}",
+        path=path,
+        line=None,
+        severity="high",
+        fingerprint=fingerprint(
+            SECRETS_TOOL, UNSCANNED_RULE, path, _sha256(root / path)
         ),
     )
