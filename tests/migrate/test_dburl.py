@@ -99,7 +99,7 @@ def test_missing_database_rejected() -> None:
 
 
 def test_invalid_port_rejected() -> None:
-    with pytest.raises(DatabaseUrlError, match="invalid port"):
+    with pytest.raises(DatabaseUrlError, match="invalid host or port"):
         parse_url("postgresql://u@h:notaport/d")
 
 
@@ -109,3 +109,47 @@ def test_connect_failure_redacted() -> None:
         connect_postgresql(url)
     assert "s3cretpw" not in caught.value.message
     assert "daw_test_missing_db" in caught.value.message
+
+
+LIBPQ_DSN = "host=127.0.0.1 dbname=x user=postgres password=hunter2pw"
+
+
+def test_redacted_libpq_password() -> None:
+    shown = redacted(LIBPQ_DSN)
+    assert "hunter2pw" not in shown
+    assert "password=***" in shown
+
+
+def test_redacted_quoted_libpq_password() -> None:
+    shown = redacted("host=h password='hunter 2\\' pw' dbname=x")
+    assert "hunter" not in shown
+    assert shown == "host=h password=*** dbname=x"
+
+
+def test_libpq_dsn_rejected_without_password() -> None:
+    with pytest.raises(DatabaseUrlError) as caught:
+        parse_url(LIBPQ_DSN)
+    assert "hunter2pw" not in caught.value.message
+    assert "unsupported database URL" in caught.value.message
+    assert "keyword/value" in (caught.value.hint or "")
+
+
+def test_unparsable_host_hides_password() -> None:
+    with pytest.raises(DatabaseUrlError) as caught:
+        parse_url("postgresql://app:hunter2pw@[::1/shop")
+    assert "hunter2pw" not in caught.value.message
+    assert "invalid host or port" in caught.value.message
+
+
+def test_query_password_moved_out() -> None:
+    url = parse_url("postgresql://app@h/shop?password=hunter2pw&sslmode=require")
+    assert url.password == "hunter2pw"
+    assert url.options == (("sslmode", "require"),)
+    assert "hunter2pw" not in url.redacted()
+    assert "hunter2pw" not in url.libpq_conninfo()
+
+
+def test_query_password_without_user() -> None:
+    url = parse_url("postgresql://h/shop?password=hunter2pw")
+    assert url.redacted() == "postgresql://h:5432/shop?password=***"
+    assert url.render() == "postgresql://h:5432/shop?password=hunter2pw"

@@ -229,3 +229,76 @@ def test_next_run_drops_orphan(pg_url: str, workspace: Path) -> None:
     )
     assert recorded["name"] not in _fork_databases(pg_url)
     assert list(state.glob("*.json")) == []
+
+
+def test_libpq_dsn_hides_password(workspace: Path, capsys) -> None:
+    dsn = "host=127.0.0.1 dbname=x user=postgres password=hunter2pw"
+    code = main(["migrate", "plan", "-d", dsn, "-m", "migrations"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "unsupported database URL" in err
+    assert "hunter2pw" not in err
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--lock-timeout", "-5"),
+        ("--lock-timeout", "nan"),
+        ("--statement-timeout", "inf"),
+        ("--statement-timeout", "1e12"),
+        ("--large-table-mb", "nan"),
+        ("--large-table-mb", "-1"),
+    ],
+)
+def test_invalid_number_exit_two(
+    sqlite_path: Path, workspace: Path, capsys, option: str, value: str
+) -> None:
+    args = ["migrate", "run", "-d", str(sqlite_path), "-m", "migrations"]
+    code = main([*args, f"{option}={value}"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"Invalid value for '{option}'" in err
+    assert not (workspace / "state").exists()
+
+
+def test_plan_rejects_nan_size(sqlite_path: Path, workspace: Path, capsys) -> None:
+    args = ["migrate", "plan", "-d", str(sqlite_path), "-m", "migrations"]
+    assert main([*args, "--large-table-mb", "nan"]) == 2
+    assert "Invalid value for '--large-table-mb'" in capsys.readouterr().err
+
+
+def test_run_help_text(capsys) -> None:
+    assert main(["migrate", "run", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for name in (
+        "snapshot",
+        "template",
+        "basebackup",
+        "sqlite-reflink",
+        "sqlite-backup",
+    ):
+        assert name in text
+    for placeholder in ("URL", "PATH", "SECONDS", "MB", "FINGERPRINT"):
+        assert placeholder in text
+    assert "FLOAT" not in text
+    assert "TEXT" not in text
+
+
+def test_schema_help_plain(capsys) -> None:
+    assert main(["migrate", "schema", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "``" not in out
+    assert "--expected-schema" in out
+
+
+def test_validation_failure_prints_gate(pg_url: str, workspace: Path, capsys) -> None:
+    _seed(pg_url)
+    (workspace / "migrations" / "0002_drop.sql").write_text("DROP TABLE accounts;\n")
+    args = ["migrate", "run", "-d", pg_url, "-m", "migrations"]
+    code = main([*args, "--test-command", f"{sys.executable} -c 'raise SystemExit(3)'"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "validation-failed" in out
+    assert "gate: blocks production: migration.destructive" in out
+    assert "production is unchanged" in out

@@ -6,7 +6,9 @@ import sqlite3
 from pathlib import Path
 
 import psycopg
+import pytest
 
+from daw.errors import UsageError
 from daw.migrate.dburl import parse_url
 from daw.migrate.promote import Limits, promote
 from daw.migrate.sources import SqlFolderSource
@@ -114,3 +116,25 @@ def test_promote_sqlite(sqlite_path: Path, tmp_path: Path) -> None:
     names = [row[1] for row in conn.execute("PRAGMA table_info(customers)")]
     conn.close()
     assert "note" in names
+
+
+def test_rejected_setting_returned(pg_url: str, tmp_path: Path) -> None:
+    _seed(pg_url)
+    source = _source(
+        tmp_path, {"0001_note.sql": "ALTER TABLE accounts ADD COLUMN note text;"}
+    )
+    url = parse_url(pg_url)
+    before = database_checksum(url)
+    result = promote(url, source, source.migrations(), limits=Limits(-5.0, 900.0))
+    assert result.ok is False
+    assert "database error" in (result.error or "")
+    assert "lock_timeout" in (result.error or "")
+    assert result.partial is False
+    assert result.applied == []
+    assert database_checksum(url) == before
+
+
+def test_limits_check_rejects_bad_values() -> None:
+    for limits in (Limits(-5.0, 900.0), Limits(5.0, float("nan")), Limits(1e10, 1)):
+        with pytest.raises(UsageError):
+            limits.check()

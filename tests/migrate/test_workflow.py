@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import sqlite3
 import sys
 from pathlib import Path
@@ -9,8 +11,12 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from daw.errors import UsageError
+from daw.migrate import forks
 from daw.migrate.dburl import parse_url
 from daw.migrate.forks import ForkError, ForkState
+from daw.migrate.forks.base import fork_name
+from daw.migrate.promote import Limits
 from daw.migrate.validate import database_checksum, schema_dump
 from daw.migrate.workflow import MigrateRequest, plan, run
 
@@ -44,11 +50,23 @@ def _request(
 
 
 def _fork_databases(url: str) -> list[str]:
+    """Return the fork databases whose label names ``url``'s database as source.
+
+    Other DAW runs may fork other databases on the same server at the same time,
+    so forks of other sources are ignored.
+    """
+    own = parse_url(url).database
     with psycopg.connect(url, autocommit=True) as conn:
         rows = conn.execute(
-            "SELECT datname FROM pg_database WHERE datname LIKE 'daw_fork_%'"
+            "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database"
+            " WHERE datname LIKE 'daw\\_fork\\_%'"
         ).fetchall()
-    return [row[0] for row in rows]
+    names = []
+    for name, comment in rows:
+        source = json.loads(comment).get("source", "") if comment else ""
+        if source and parse_url(source).database == own:
+            names.append(name)
+    return sorted(names)
 
 
 GOOD = {"0001_note.sql": "ALTER TABLE accounts ADD COLUMN note text;\n"}
@@ -223,3 +241,77 @@ def test_sqlite_failure_keeps_file(sqlite_path: Path, tmp_path: Path) -> None:
     result = run(_request(str(sqlite_path), tmp_path, files))
     assert result.status == "failed-on-fork"
     assert database_checksum(parse_url(str(sqlite_path))) == before
+
+
+def test_run_id_matches_check(pg_url: str, tmp_path: Path) -> None:
+    _seed(pg_url)
+    result = run(_request(pg_url, tmp_path, GOOD))
+    assert re.fullmatch(r"\d{8}T\d{6}-[0-9a-f]{6}", result.run_id)
+    assert result.fork["name"] == fork_name(result.run_id)
+    assert result.fork["name"] == "daw_fork_" + result.run_id.lower().replace("-", "_")
+
+
+def test_fork_listing_sees_own_fork(pg_url: str, tmp_path: Path) -> None:
+    _seed(pg_url)
+    source = parse_url(pg_url)
+    state = ForkState(tmp_path / "forks")
+    fork = forks.get_strategy("template").create(source, "daw-test-own", state)
+    try:
+        assert _fork_databases(pg_url) == [fork.name]
+    finally:
+        forks.discard_fork(fork, state)
+    assert _fork_databases(pg_url) == []
+
+
+def test_invalid_limits_rejected_first(pg_url: str, tmp_path: Path) -> None:
+    _seed(pg_url)
+    before = database_checksum(parse_url(pg_url))
+    request = _request(pg_url, tmp_path, GOOD, limits=Limits(-5.0, 900.0))
+    with pytest.raises(UsageError, match="invalid --lock-timeout -5.0"):
+        run(request)
+    assert not (tmp_path / "state").exists()
+    assert database_checksum(parse_url(pg_url)) == before
+
+
+def test_negative_large_table_rejected(pg_url: str, tmp_path: Path) -> None:
+    request = _request(pg_url, tmp_path, GOOD, large_table_bytes=-1)
+    with pytest.raises(UsageError, match="invalid large-table size"):
+        plan(request)
+
+
+def test_promotion_connect_failure(pg_url: str, tmp_path: Path) -> None:
+    _seed(pg_url)
+    name = parse_url(pg_url).database
+    admin = parse_url(pg_url).with_database("postgres").render()
+    before = database_checksum(parse_url(pg_url))
+    # The test command closes production to new sessions after the fork was
+    # validated, so only the promotion's connect fails.
+    close = f"ALTER DATABASE {name} WITH ALLOW_CONNECTIONS false"
+    command = [
+        sys.executable,
+        "-c",
+        f"import psycopg; psycopg.connect({admin!r}, autocommit=True)"
+        f".execute({close!r})",
+    ]
+    try:
+        result = run(_request(pg_url, tmp_path, GOOD, test_command=command))
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f"ALTER DATABASE {name} WITH ALLOW_CONNECTIONS true")
+    assert result.status == "promotion-failed", result.message
+    assert result.exit_code == 1
+    assert result.production_changed is False
+    assert "cannot connect" in result.message
+    assert Path(result.report_path).is_file()
+    assert database_checksum(parse_url(pg_url)) == before
+    assert _fork_databases(pg_url) == []
+
+
+def test_validation_failure_names_gate(pg_url: str, tmp_path: Path) -> None:
+    _seed(pg_url)
+    files = {"0001_drop.sql": "ALTER TABLE accounts DROP COLUMN balance;\n"}
+    command = [sys.executable, "-c", "raise SystemExit(3)"]
+    result = run(_request(pg_url, tmp_path, files, test_command=command))
+    assert result.status == "validation-failed"
+    assert "gate would also block production" in result.message
+    assert "migration.destructive" in result.message

@@ -9,6 +9,7 @@ inside ``DatabaseUrl`` and ``connect``; every text meant for people goes through
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -16,10 +17,15 @@ from typing import Literal
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from daw.migrate.errors import MigrationError
+from daw.redact import redact
 
 SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 CONNECT_TIMEOUT_S = 10
 MAINTENANCE_DATABASE = "postgres"
+
+# A quoted libpq keyword/value, such as password='a b', which daw.redact (it
+# masks unquoted values only) would leave in place.
+_QUOTED_PASSWORD = re.compile(r"(?i)\b(password\s*=\s*)'(?:[^'\\]|\\.)*'")
 
 
 class DatabaseUrlError(MigrationError):
@@ -49,13 +55,19 @@ class DatabaseUrl:
         if self.kind == "sqlite":
             return f"sqlite:///{self.sqlite_path}"
         auth = quote(self.user, safe="") if self.user else ""
-        if self.password is not None and auth:
+        shown = None
+        if self.password is not None:
             shown = quote(self.password, safe="") if with_password else "***"
+        query = urlencode(self.options)
+        if shown is not None and auth:
             auth = f"{auth}:{shown}"
+        elif shown is not None:
+            # Without a user name the password can only go in the query.
+            query = f"{query}&password={shown}" if query else f"password={shown}"
         if auth:
             auth += "@"
         host = f"[{self.host}]" if ":" in self.host else self.host
-        query = f"?{urlencode(self.options)}" if self.options else ""
+        query = f"?{query}" if query else ""
         database = quote(self.database, safe="")
         return f"postgresql://{auth}{host}:{self.port}/{database}{query}"
 
@@ -114,21 +126,33 @@ def parse_url(text: str) -> DatabaseUrl:
         return _parse_sqlite(stripped)
     if "://" not in stripped and stripped.lower().endswith(SQLITE_SUFFIXES):
         return DatabaseUrl(kind="sqlite", path=Path(stripped).expanduser().resolve())
-    parts = urlsplit(stripped)
-    if parts.scheme not in ("postgresql", "postgres"):
+    scheme = stripped.split("://", 1)[0].lower() if "://" in stripped else ""
+    if scheme not in ("postgresql", "postgres"):
         raise DatabaseUrlError(
             f"unsupported database URL {redacted(stripped)!r}",
-            hint="use postgresql://user@host:port/dbname, sqlite:///path/file.db "
-            "or a path ending in .db, .sqlite or .sqlite3",
+            hint=_unsupported_hint(stripped),
         )
     return _parse_postgresql(stripped)
+
+
+def _unsupported_hint(text: str) -> str:
+    usage = (
+        "use postgresql://user@host:port/dbname, sqlite:///path/file.db "
+        "or a path ending in .db, .sqlite or .sqlite3"
+    )
+    if "://" not in text and "=" in text:
+        return (
+            f"libpq keyword/value strings (host=... dbname=...) are not supported: "
+            f"{usage}"
+        )
+    return usage
 
 
 def _parse_sqlite(text: str) -> DatabaseUrl:
     rest = text.removeprefix("sqlite:")
     if not rest.startswith("///") or len(rest) <= 3:
         raise DatabaseUrlError(
-            f"invalid SQLite URL {text!r}",
+            f"invalid SQLite URL {redacted(text)!r}",
             hint="write sqlite:///relative/file.db or sqlite:////absolute/file.db",
         )
     path = Path(unquote(rest[3:])).expanduser().resolve()
@@ -136,13 +160,14 @@ def _parse_sqlite(text: str) -> DatabaseUrl:
 
 
 def _parse_postgresql(text: str) -> DatabaseUrl:
-    parts = urlsplit(text)
     try:
+        parts = urlsplit(text)
         port = parts.port or 5432
     except ValueError as exc:
         raise DatabaseUrlError(
-            f"invalid port in database URL {redacted(text)!r}",
-            hint="write the port as a number, such as :5432",
+            f"invalid host or port in database URL {redacted(text)!r}",
+            hint="write the port as a number, such as :5432, and an IPv6 host "
+            "in brackets, such as [::1]",
         ) from exc
     database = unquote(parts.path.lstrip("/"))
     if not database:
@@ -150,13 +175,20 @@ def _parse_postgresql(text: str) -> DatabaseUrl:
             f"database URL {redacted(text)!r} names no database",
             hint="add the database name: postgresql://user@host:5432/dbname",
         )
-    options = tuple(sorted(parse_qsl(parts.query, keep_blank_values=True)))
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    password = unquote(parts.password) if parts.password is not None else None
+    # libpq also reads the password from ?password=; keep it out of options so
+    # that it reaches tools through PGPASSWORD, never a command line.
+    for key, value in query:
+        if key == "password" and password is None:
+            password = value
+    options = tuple(sorted((k, v) for k, v in query if k != "password"))
     return DatabaseUrl(
         kind="postgresql",
         host=parts.hostname or "localhost",
         port=port,
         user=unquote(parts.username or ""),
-        password=unquote(parts.password) if parts.password is not None else None,
+        password=password,
         database=database,
         options=options,
     )
@@ -165,17 +197,22 @@ def _parse_postgresql(text: str) -> DatabaseUrl:
 def redacted(url: str | DatabaseUrl) -> str:
     """Return the URL as text without its password.
 
-    Text that does not parse as a URL is returned with anything that looks like a
-    URL password removed.
+    Text that does not parse as a URL, such as a libpq keyword/value string, is
+    returned with URL passwords and ``password=`` values (quoted or not) masked.
     """
     if isinstance(url, DatabaseUrl):
         return url.redacted()
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return parts._replace(netloc=f"{user}:***@{netloc}").geturl()
+    text = _QUOTED_PASSWORD.sub(r"\1***", url)
+    try:
+        parts = urlsplit(text)
+        password = parts.password
+    except ValueError:
+        return redact(text)
+    if password is not None:
+        netloc = parts.netloc.rsplit("@", 1)[1]
+        user = parts.username or ""
+        text = parts._replace(netloc=f"{user}:***@{netloc}").geturl()
+    return redact(text)
 
 
 def is_local_host(url: DatabaseUrl) -> bool:
@@ -231,7 +268,5 @@ def connect(url: DatabaseUrl, *, autocommit: bool = False):
 
 
 def _first_line(exc: BaseException) -> str:
-    from daw.redact import redact
-
     text = str(exc).strip().splitlines()
     return redact(text[0] if text else type(exc).__name__)

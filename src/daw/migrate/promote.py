@@ -15,22 +15,28 @@ migrations 1 to N-1 stay applied (and recorded), and the result lists them.
 from __future__ import annotations
 
 import logging
+import math
 import os
+import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from daw.errors import UsageError
 from daw.migrate.dburl import DatabaseUrl, connect
-from daw.migrate.errors import MigrationError, MigrationFailed
+from daw.migrate.errors import MigrationError
 from daw.migrate.measure import StatementRecorder
 from daw.migrate.sources import AlembicSource, Migration, SqlFolderSource
+from daw.redact import redact
 
 log = logging.getLogger(__name__)
 
 DEFAULT_LOCK_TIMEOUT_S = 5.0
 DEFAULT_STATEMENT_TIMEOUT_S = 900.0
+# PostgreSQL stores both timeouts as a 32-bit count of milliseconds.
+MAX_TIMEOUT_S = 2_147_483.0
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,19 @@ class Limits:
 
     lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
     statement_timeout_s: float = DEFAULT_STATEMENT_TIMEOUT_S
+
+    def check(self) -> None:
+        """Raise UsageError unless both timeouts are finite, in 0 to MAX_TIMEOUT_S."""
+        for option, value in (
+            ("--lock-timeout", self.lock_timeout_s),
+            ("--statement-timeout", self.statement_timeout_s),
+        ):
+            if not math.isfinite(value) or not 0 <= value <= MAX_TIMEOUT_S:
+                raise UsageError(
+                    f"invalid {option} {value}: expected seconds from 0 to "
+                    f"{MAX_TIMEOUT_S:.0f}",
+                    hint="give a number of seconds such as 5; 0 disables the limit",
+                )
 
     def settings(self) -> dict[str, str]:
         return {
@@ -85,7 +104,9 @@ def apply_migrations(
     ``limits`` sets the PostgreSQL timeouts (None: no limit, as on a fork).
     ``on_connect`` receives the open connection before the first statement,
     which the lock sampler uses to learn the backend pid. Failures of the
-    migration itself are returned in the result; connection errors raise.
+    migration and database errors in the session (a rejected ``SET``, a lost
+    connection) are returned in the result. Only a failed connect raises, as
+    DatabaseUrlError.
     """
     result = ApplyResult()
     started = time.monotonic()
@@ -107,7 +128,10 @@ def _apply_sql(
     on_connect: Callable[[Any], None] | None,
     result: ApplyResult,
 ) -> None:
+    import psycopg
+
     conn = connect(url, autocommit=True)
+    current: Migration | None = None
     try:
         if limits is not None and url.kind == "postgresql":
             for name, value in limits.settings().items():
@@ -115,24 +139,31 @@ def _apply_sql(
         if on_connect is not None:
             on_connect(conn)
         for migration in migrations:
-            try:
-                source.apply(conn, migration, on_statement=result.recorder)
-            except MigrationFailed as exc:
-                _failed(result, migration, exc.message)
-                return
-            except MigrationError as exc:
-                _failed(result, migration, exc.message)
-                return
+            current = migration
+            source.apply(conn, migration, on_statement=result.recorder)
             result.applied.append(migration.version)
+    except MigrationError as exc:
+        _failed(result, current, exc.message)
+    except (psycopg.Error, sqlite3.Error) as exc:
+        _failed(result, current, f"database error: {_first_line(exc)}")
     finally:
         conn.close()
 
 
-def _failed(result: ApplyResult, migration: Migration, message: str) -> None:
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return redact(lines[0] if lines else type(exc).__name__)
+
+
+def _failed(result: ApplyResult, migration: Migration | None, message: str) -> None:
+    """Record a failure; ``migration`` is None when no migration had started."""
     result.error = message
-    result.failed_migration = migration.path
-    result.partial = bool(result.applied) or not migration.transactional
-    log.error("applying %s failed: %s", migration.path, message)
+    result.failed_migration = migration.path if migration else None
+    started_autocommit = migration is not None and not migration.transactional
+    result.partial = bool(result.applied) or started_autocommit
+    log.error(
+        "applying %s failed: %s", migration.path if migration else "nothing", message
+    )
 
 
 def _apply_alembic(

@@ -13,6 +13,7 @@ import datetime as dt
 import getpass
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -20,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from daw.check import new_run_id
+from daw.errors import UsageError
 from daw.migrate import forks
 from daw.migrate.dburl import DatabaseUrl, connect, parse_url
 from daw.migrate.errors import MigrationError
@@ -154,8 +157,10 @@ def _gate_summary(verdict: Verdict) -> list[dict[str, Any]]:
 def plan(request: MigrateRequest) -> Plan:
     """Inspect production and the migrations without changing anything.
 
-    Raises MigrationError (and its subclasses) for an invalid URL or source.
+    Raises UsageError for an invalid numeric setting, and MigrationError (and
+    its subclasses) for an invalid URL or source.
     """
+    check_request(request)
     url = parse_url(request.database)
     source = load_source(request.migrations.resolve())
     pending, context = _inspect(url, source, request.large_table_bytes)
@@ -173,6 +178,23 @@ def plan(request: MigrateRequest) -> Plan:
         rejected=dict(choice.rejected) if choice else {},
         approvals=tuple(sorted(set(request.approvals))),
     )
+
+
+def check_request(request: MigrateRequest) -> None:
+    """Raise UsageError for a negative or non-finite size, timeout or limit."""
+    request.limits.check()
+    if request.large_table_bytes < 0:
+        raise UsageError(
+            f"invalid large-table size {request.large_table_bytes} bytes: "
+            "expected 0 or more",
+            hint="give --large-table-mb as a number of MiB such as 100",
+        )
+    timeout = request.test_timeout_s
+    if not math.isfinite(timeout) or timeout <= 0:
+        raise UsageError(
+            f"invalid test command timeout {timeout}: expected seconds above 0",
+            hint="give the timeout as a number of seconds such as 1800",
+        )
 
 
 def _inspect(
@@ -343,14 +365,17 @@ def run(request: MigrateRequest, progress: Progress | None = None) -> RunResult:
     """Fork, rehearse, validate and, when everything passes, promote; always discard.
 
     Returns the result (also written as JSON under ``.daw/migrations``). Raises
-    MigrationError for usage problems found before the fork: an invalid URL or
-    source, no usable fork strategy, an unreadable expected-schema file.
+    UsageError or MigrationError for problems found before the fork: an invalid
+    setting, URL or source, no usable fork strategy, an unreadable
+    expected-schema file. Errors during promotion are returned in the result
+    with status ``promotion-failed``.
     """
+    check_request(request)
     expected = (
         load_schema_file(request.expected_schema) if request.expected_schema else None
     )
     state = ForkState(request.state_dir or forks.default_state_dir(request.repo))
-    run_id = forks.base.new_fork_run_id()
+    run_id = new_run_id(dt.datetime.now(dt.UTC))
     started = time.monotonic()
     url = parse_url(request.database)
     servers = [url] if url.kind == "postgresql" else []
@@ -439,6 +464,7 @@ def _rehearse(
         steps.done("apply to fork", started, f"failed: {applied.error}")
         result.status = "failed-on-fork"
         result.message = f"the migration failed on the fork: {applied.error}"
+        result.message += _gate_note(the_plan)
         return False
     steps.done("apply to fork", started, f"{len(applied.applied)} migrations applied")
 
@@ -469,8 +495,24 @@ def _rehearse(
         result.message = "validation failed: " + "; ".join(
             f"{check.name}: {check.message}" for check in failed
         )
+        result.message += _gate_note(the_plan)
         return False
     return True
+
+
+def _gate_note(the_plan: Plan) -> str:
+    """Return a sentence naming the blocking gate criteria, or "" when it passes."""
+    if not the_plan.blocked:
+        return ""
+    return ". The migration gate would also block production: " + blocking_reasons(
+        the_plan.verdict
+    )
+
+
+def blocking_reasons(verdict: Verdict) -> str:
+    """Return the criteria that block production with their reasons, joined by "; "."""
+    reasons = [f"{c.id}: {c.reason}" for c in verdict.criteria if c.blocking]
+    return "; ".join(reasons) or "see the gate in the report"
 
 
 def _apply_sampled(url: DatabaseUrl, the_plan: Plan):
@@ -523,9 +565,17 @@ def _promote_step(request: MigrateRequest, result: RunResult, steps: _Steps) -> 
         )
         steps.done("promote", started, "skipped: the migration gate blocks production")
         return
-    promoted = promote(
-        the_plan.url, the_plan.source, the_plan.pending, limits=request.limits
-    )
+    try:
+        promoted = promote(
+            the_plan.url, the_plan.source, the_plan.pending, limits=request.limits
+        )
+    except MigrationError as exc:
+        log.error("promotion failed before any migration ran: %s", exc.message)
+        result.status = "promotion-failed"
+        result.message = f"promotion failed: {exc.message}"
+        result.promotion = {"applied": [], "error": exc.message, "partial": False}
+        steps.done("promote", started, result.message)
+        return
     result.promotion = promoted.summary()
     if promoted.ok:
         result.status = "promoted"

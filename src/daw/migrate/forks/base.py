@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import secrets
 import socket
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -84,14 +83,13 @@ class ForkStrategy(Protocol):
     def discard(self, fork: Fork) -> None: ...
 
 
-def new_fork_run_id(now: dt.datetime | None = None) -> str:
-    """Return a run id usable in database names, such as ``20261204t150102_3fa9c2``."""
-    moment = now or dt.datetime.now(dt.UTC)
-    return f"{moment.strftime('%Y%m%dt%H%M%S')}_{secrets.token_hex(3)}"
-
-
 def fork_name(run_id: str) -> str:
-    """Return the fork's name: the prefix plus the run id in lower case."""
+    """Return the fork's name: the prefix plus the run id in lower case.
+
+    A ``daw.check.new_run_id`` id such as ``20261204T150102-3fa9c2`` becomes
+    ``daw_fork_20261204t150102_3fa9c2``, a PostgreSQL identifier that needs no
+    quoting. Names are cut at 63 bytes, PostgreSQL's identifier limit.
+    """
     cleaned = "".join(ch if ch.isalnum() else "_" for ch in run_id.lower())
     return f"{FORK_PREFIX}{cleaned}"[:63]
 
