@@ -9,7 +9,7 @@ _URL_PASSWORD = re.compile(
 )
 _ASSIGNMENT = re.compile(
     r"(?i)(?P<key>password|passwd|secret|token|api[_-]?key|access[_-]?key)"
-    r"(?P<sep>\s*[=:]\s*)(?P<value>[^\s'\"]+)"
+    r"(?P<sep>\s*[=:]\s*)(?P<value>'[^']*'|\"[^\"]*\"|[^\s'\"]+)"
 )
 
 
