@@ -30,3 +30,7 @@ def test_redact_keeps_user_and_host():
 
 def test_redact_leaves_plain_text():
     assert redact("lint failed in app.py:3") == "lint failed in app.py:3"
+
+
+def test_redact_keeps_quotes():
+    assert redact("password: 'hunter2'") == "password: '***'"

@@ -16,4 +16,10 @@ _ASSIGNMENT = re.compile(
 def redact(text: str) -> str:
     """Return ``text`` with URL passwords and ``key=value`` secrets masked."""
     text = _URL_PASSWORD.sub(r"\g<scheme>\g<user>:***@", text)
-    return _ASSIGNMENT.sub(r"\g<key>\g<sep>***", text)
+    return _ASSIGNMENT.sub(_mask_value, text)
+
+
+def _mask_value(match: re.Match[str]) -> str:
+    value = match["value"]
+    quote = value[0] if value[:1] in ("'", '"') else ""
+    return f"{match['key']}{match['sep']}{quote}***{quote}"
