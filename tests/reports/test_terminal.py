@@ -168,3 +168,11 @@ def test_terminal_status_colours(build_record) -> None:
     assert "\x1b[35merror" in text
     assert "\x1b[2mn/a" in text
     assert "\x1b[1;31mBLOCK" in text
+
+
+def test_terminal_escapes_control_characters() -> None:
+    from daw.reports import printable
+
+    assert printable("new\nline.py") == "new\\nline.py"
+    assert printable("tab\there") == "tab\\there"
+    assert printable("café ok") == "café ok"

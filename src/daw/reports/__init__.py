@@ -27,9 +27,16 @@ def format_threshold(result: CriterionResult) -> str:
     return f"{result.operator} {format_value(result.threshold, result.unit)}"
 
 
+def printable(text: str) -> str:
+    """Escape control characters, so a file name or message cannot break a line."""
+    return "".join(
+        char if char.isprintable() or char == " " else repr(char)[1:-1] for char in text
+    )
+
+
 def format_location(finding: EvaluatedFinding) -> str:
     """Format ``path:line``, the path alone, or ``-`` for a finding without a file."""
-    path = finding.finding.path
+    path = printable(finding.finding.path) if finding.finding.path else None
     line = finding.finding.line
     if path is None:
         return "-"

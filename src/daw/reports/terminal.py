@@ -14,6 +14,7 @@ from daw.reports import (
     format_location,
     format_threshold,
     format_value,
+    printable,
     sorted_criteria,
 )
 from daw.run import RunRecord
@@ -72,7 +73,7 @@ def _gate_table(gate: str, results: list[CriterionResult]) -> Table:
             Text(format_value(result.value, result.unit)),
             Text(format_threshold(result)),
             Text(result.status.value, style=STATUS_STYLES[result.status]),
-            Text(result.reason),
+            Text(printable(result.reason)),
         )
     return table
 
@@ -112,7 +113,7 @@ def _print_blocking(
         console.print(
             Text(
                 f"  {format_location(item)}  {finding.rule_id}  {item.severity}"
-                f"  {finding.message}"
+                f"  {printable(finding.message)}"
             )
         )
     hidden = len(findings) - MAX_FINDINGS
