@@ -23,8 +23,8 @@ SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 CONNECT_TIMEOUT_S = 10
 MAINTENANCE_DATABASE = "postgres"
 
-# A quoted libpq keyword/value, such as password='a b', which daw.redact (it
-# masks unquoted values only) would leave in place.
+# A quoted libpq keyword/value such as password='it\'s', whose backslash escape
+# would end daw.redact's simpler quoted pattern early.
 _QUOTED_PASSWORD = re.compile(r"(?i)\b(password\s*=\s*)'(?:[^'\\]|\\.)*'")
 
 
