@@ -195,6 +195,8 @@ def daw_check(root: Path, env: dict[str, str], cache: Path, store: Path) -> floa
         "--quiet",
         "--osv-db",
         str(OSV_DB),
+        "--index-url",
+        "http://127.0.0.1:9/pypi",
         "--store",
         str(store),
         "--format",

@@ -12,6 +12,10 @@ from daw.cli.main import main
 
 OSV_DB = Path(__file__).resolve().parents[1] / "data" / "osv"
 
+# Port 9 (discard) has no listener here, so dependency-age lookups fail at once
+# instead of reaching the public index.
+NO_INDEX = "http://127.0.0.1:9/pypi"
+
 CLEAN_APP = '''"""A tiny module."""
 
 
@@ -73,6 +77,6 @@ def offline() -> Callable[..., list[str]]:
     """Return the options that keep a check offline, followed by ``extra``."""
 
     def options(*extra: str) -> list[str]:
-        return ["--osv-db", str(OSV_DB), "--quiet", *extra]
+        return ["--osv-db", str(OSV_DB), "--index-url", NO_INDEX, "--quiet", *extra]
 
     return options

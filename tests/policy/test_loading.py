@@ -134,6 +134,16 @@ def test_digest_is_stable(tmp_path):
             3,
             "finite number",
         ),
+        (
+            "gates:\n  code_quality:\n    lint_errors: {threshold: true}\n",
+            3,
+            "valid number",
+        ),
+        (
+            "gates:\n  code_quality:\n    lint_errors: {threshold: '80'}\n",
+            3,
+            "valid number",
+        ),
         ("settings:\n  osv_api_url: file:///etc\n", 2, "use an http:// or https://"),
         ("- 1\n- 2\n", 1, "must be a mapping"),
         ("environments:\n  qa: {}\n", 2, "unknown name 'qa'"),

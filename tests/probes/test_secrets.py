@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 import os
@@ -309,6 +310,22 @@ def test_secrets_latin1_scanned_at_line(make_repo, python):
     assert result.findings[0].line == 3
     assert measurement.details["transcoded_not_utf8"] == 1
     assert measurement.details["unscanned_text"] == 0
+    assert AWS_KEY not in result.model_dump_json()
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-32"])
+def test_secrets_utf16_scanned(make_repo, python, encoding):
+    text = f"name = 'x'\nAWS_ACCESS_KEY_ID = '{AWS_KEY}'\n"
+    data = text.encode(encoding)
+    if encoding == "utf-16-be":
+        data = codecs.BOM_UTF16_BE + data
+    repo = make_repo({"wide.txt": data})
+
+    result = SecretsProbe().run(make_ctx(repo, python))
+
+    assert [f.rule_id for f in result.findings] == ["AWS Access Key"]
+    assert result.findings[0].line == 2
+    assert result.measurements[0].details["skipped_binary"] == 0
     assert AWS_KEY not in result.model_dump_json()
 
 

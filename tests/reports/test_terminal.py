@@ -62,6 +62,9 @@ def test_terminal_summary_and_blocking(standard_record: RunRecord) -> None:
         "expired waiver: finding 7d9f043e131bcb0a (owner bob, expired after"
         " 2026-02-01): kept for the plugin API. It no longer",
         "applies; renew its expiry date or remove it from the policy.",
+        "unused waiver: criterion code_quality.coverage_total (owner carol) did not"
+        " apply in this run; check its target, or",
+        "remove it once it is not needed.",
     ]
 
 

@@ -117,6 +117,12 @@ def check_command(
         metavar="PATH",
         help="Offline OSV advisories: a folder of JSON files or an OSV zip.",
     ),
+    index_url: str | None = typer.Option(
+        None,
+        "--index-url",
+        metavar="URL",
+        help="PyPI JSON API base for dependency age [default: https://pypi.org/pypi].",
+    ),
     test_command: str | None = typer.Option(
         None,
         "--test-command",
@@ -173,6 +179,7 @@ def check_command(
         junit_reports=_absolute(junit_report),
         sarif_files=_absolute(sarif),
         osv_db=str(osv_db.resolve()) if osv_db else None,
+        pypi_index_url=index_url,
     )
     request = CheckRequest(
         repo=repo.resolve(),

@@ -27,7 +27,7 @@ class Criterion(_Strict):
 
     metric: str
     operator: Operator
-    threshold: float = Field(allow_inf_nan=False)
+    threshold: float = Field(strict=True, allow_inf_nan=False)
     unit: str = ""
     action: Action
     description: str = ""

@@ -10,6 +10,7 @@ that a secret in it cannot pass unseen.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 import logging
@@ -41,8 +42,8 @@ SECRETS_TOOL = "detect-secrets"
 BASELINE_NAME = ".secrets.baseline"
 UNSCANNED_RULE = "unscanned-file"
 
-# A NUL byte among the first 8 KiB marks a file as binary. Text files in the usual
-# encodings other than UTF-16 and UTF-32 contain no NUL byte.
+# A NUL byte among the first 8 KiB marks a file as binary, unless the file starts
+# with a UTF-16 or UTF-32 byte-order mark. Other text encodings contain no NUL byte.
 _SNIFF_BYTES = 8 * 1024
 _MIB = 1024 * 1024
 
@@ -325,9 +326,29 @@ def _is_binary(path: Path) -> bool:
     """
     try:
         with path.open("rb") as handle:
-            return b"\0" in handle.read(_SNIFF_BYTES)
+            head = handle.read(_SNIFF_BYTES)
     except OSError:
         return False
+    if _bom_encoding(head) is not None:
+        return False
+    return b"\0" in head
+
+
+# UTF-32 first: its little-endian BOM starts with the UTF-16 one.
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
+def _bom_encoding(head: bytes) -> str | None:
+    """Return the UTF-16 or UTF-32 codec that a byte-order mark names, if any."""
+    for bom, encoding in _BOMS:
+        if head.startswith(bom):
+            return encoding
+    return None
 
 
 def _sha256(path: Path) -> str:
@@ -421,8 +442,9 @@ def _scan_transcoded(
 
 def _write_utf8_copy(source: Path, target: Path) -> None:
     data = source.read_bytes()
+    encoding = _bom_encoding(data)
     try:
-        text = data.decode("cp1252")
+        text = data.decode(encoding or "cp1252")
     except UnicodeDecodeError:
         # cp1252 leaves five bytes undefined, and latin-1 decodes every byte.
         text = data.decode("latin-1")

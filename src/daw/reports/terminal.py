@@ -56,6 +56,7 @@ def render_terminal(record: RunRecord, console: Console) -> None:
             _print_blocking(console, result, verdict)
 
     _print_expired_waivers(console, verdict)
+    _print_unused_waivers(console, verdict)
 
 
 def _gate_table(gate: str, results: list[CriterionResult]) -> Table:
@@ -133,5 +134,17 @@ def _print_expired_waivers(console: Console, verdict: Verdict) -> None:
             f": {waiver.kind} {waiver.target} (owner {waiver.owner}, expired after"
             f" {waiver.expires}): {waiver.reason}. It no longer applies; renew its"
             " expiry date or remove it from the policy."
+        )
+        console.print(notice)
+
+
+def _print_unused_waivers(console: Console, verdict: Verdict) -> None:
+    unused = [w for w in verdict.waivers if w.state is WaiverState.UNUSED]
+    for waiver in unused:
+        notice = Text()
+        notice.append("unused waiver", style="yellow")
+        notice.append(
+            f": {waiver.kind} {waiver.target} (owner {waiver.owner}) did not apply"
+            " in this run; check its target, or remove it once it is not needed."
         )
         console.print(notice)
