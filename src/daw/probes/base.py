@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import re
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Protocol
 
 from daw.models import Measurement, MeasurementStatus, ProbeResult
@@ -160,3 +161,47 @@ def installed_version(python: str, distribution: str) -> str | None:
         return importlib.metadata.version(distribution)
     except importlib.metadata.PackageNotFoundError:
         return None
+
+
+MAX_FILE_BYTES = 1024 * 1024
+"""Largest file, in bytes, that probes read for fingerprints or pass to bandit."""
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+class SourceLines:
+    """Lines of the files under one root, read on first use, for fingerprints.
+
+    Bytes that are not UTF-8 are replaced. A path that is absolute, leaves the
+    root, is missing, is not a regular file or is larger than ``max_bytes``
+    yields None, so that callers fall back to another part of the fingerprint.
+    """
+
+    def __init__(self, root: Path, max_bytes: int = MAX_FILE_BYTES) -> None:
+        self.root = root
+        self.max_bytes = max_bytes
+        self._cache: dict[str, list[str] | None] = {}
+
+    def line(self, rel: str, number: int | None) -> str | None:
+        """Return line ``number`` (1-based) of ``rel``, "" past its end, or None."""
+        if rel not in self._cache:
+            self._cache[rel] = self._read(rel)
+        lines = self._cache[rel]
+        if lines is None:
+            return None
+        if number is None or not 1 <= number <= len(lines):
+            return ""
+        return lines[number - 1]
+
+    def _read(self, rel: str) -> list[str] | None:
+        relative = PurePosixPath(rel)
+        if relative.is_absolute() or ".." in relative.parts:
+            return None
+        path = self.root / relative
+        try:
+            if not path.is_file() or path.stat().st_size > self.max_bytes:
+                return None
+            data = path.read_bytes()
+        except OSError:
+            return None
+        return _LINE_BREAK.split(data.decode("utf-8", errors="replace"))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,6 +24,7 @@ from daw.models import (
 )
 from daw.probes.base import (
     ProbeContext,
+    SourceLines,
     digest_files,
     error_result,
     files_with_suffix,
@@ -64,37 +64,6 @@ RUFF_SYNTAX_CODES = frozenset({"E999", "invalid-syntax", "E902"})
 # Enough paths per tool call to keep startup cost low, and few enough that the
 # argument list stays far below the kernel's limit on command-line length.
 BATCH_SIZE = 500
-
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")
-
-
-class SourceLines:
-    """Lines of files under one root, read on first use, for fingerprints.
-
-    Bytes that are not valid UTF-8 are replaced, and a file that cannot be read
-    yields empty lines, so a fingerprint can always be computed.
-    """
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self._cache: dict[str, list[str]] = {}
-
-    def line(self, rel: str, number: int | None) -> str:
-        """Return line ``number`` (1-based) of ``rel``, or "" when it does not exist."""
-        if number is None or number < 1:
-            return ""
-        lines = self._cache.get(rel)
-        if lines is None:
-            lines = self._read(rel)
-            self._cache[rel] = lines
-        return lines[number - 1] if number <= len(lines) else ""
-
-    def _read(self, rel: str) -> list[str]:
-        try:
-            data = (self.root / rel).read_bytes()
-        except OSError:
-            return []
-        return _LINE_BREAK.split(data.decode("utf-8", errors="replace"))
 
 
 def relative_path(root: Path, reported: str) -> str:
@@ -295,7 +264,7 @@ def _ruff_findings(root: Path, violations: list[dict[str, Any]]) -> list[Finding
         path = relative_path(root, str(violation.get("filename", "")))
         location = violation.get("location") or {}
         line = location.get("row") if isinstance(location.get("row"), int) else None
-        snippet = normalise_snippet(sources.line(path, line))
+        snippet = normalise_snippet(sources.line(path, line) or "")
         findings.append(
             Finding(
                 category="lint",
@@ -488,7 +457,7 @@ def _eslint_finding(
     fatal = bool(message.get("fatal"))
     rule_id = message.get("ruleId") or ("parse-error" if fatal else "eslint-error")
     line = message.get("line") if isinstance(message.get("line"), int) else None
-    snippet = normalise_snippet(sources.line(path, line))
+    snippet = normalise_snippet(sources.line(path, line) or "")
     return Finding(
         category="lint",
         tool="eslint",

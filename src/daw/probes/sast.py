@@ -32,7 +32,9 @@ from daw.models import (
     normalise_snippet,
 )
 from daw.probes.base import (
+    MAX_FILE_BYTES,
     ProbeContext,
+    SourceLines,
     digest_files,
     error_result,
     files_with_suffix,
@@ -52,7 +54,6 @@ BANDIT_SUFFIXES = (".py", ".pyw")
 # details. The cost of larger files, measured once on a 2-core Debian 12 machine
 # (an estimate): bandit 1.9 took 96 s on 5 MB of valid Python and 17 s on 5 MB
 # of NUL bytes. detect-secrets 1.5 took 55 s on 5 MB of Python source.
-MAX_FILE_BYTES = 1024 * 1024
 
 # Characters of paths per tool call: few enough that the argument list stays far
 # below the kernel's limit (ARG_MAX, 2 MiB on Linux), many enough to keep the
@@ -70,7 +71,6 @@ _BANDIT_FLAGS = ("-f", "json", "-q")
 # replace the tool that checks it.
 SAFE_PATH_ENV = {"PYTHONSAFEPATH": "1"}
 _VERSION = re.compile(r"\d+(?:\.\d+)+\S*")
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 @dataclass(frozen=True)
@@ -191,42 +191,6 @@ def tool_version(ctx: ProbeContext, module: str, tool: str) -> str:
             f"{tool} is not installed for {ctx.python}: {completed.describe()}"
         )
     return match.group(0)
-
-
-class SourceLines:
-    """Lines of the files under one root, read on first use, for fingerprints.
-
-    Bytes that are not UTF-8 are replaced. A path that is absolute, leaves the
-    root, is missing, is not a regular file or is larger than ``max_bytes``
-    yields None, so that callers fall back to another part of the fingerprint.
-    """
-
-    def __init__(self, root: Path, max_bytes: int = MAX_FILE_BYTES) -> None:
-        self.root = root
-        self.max_bytes = max_bytes
-        self._cache: dict[str, list[str] | None] = {}
-
-    def line(self, rel: str, number: int) -> str | None:
-        """Return line ``number`` (1-based) of ``rel``, "" past its end, or None."""
-        if rel not in self._cache:
-            self._cache[rel] = self._read(rel)
-        lines = self._cache[rel]
-        if lines is None:
-            return None
-        return lines[number - 1] if 1 <= number <= len(lines) else ""
-
-    def _read(self, rel: str) -> list[str] | None:
-        relative = PurePosixPath(rel)
-        if relative.is_absolute() or ".." in relative.parts:
-            return None
-        path = self.root / relative
-        try:
-            if not path.is_file() or path.stat().st_size > self.max_bytes:
-                return None
-            data = path.read_bytes()
-        except OSError:
-            return None
-        return _LINE_BREAK.split(data.decode("utf-8", errors="replace"))
 
 
 def bandit_severity(severity: str, confidence: str) -> str:

@@ -22,9 +22,14 @@ from typing import Any
 
 from daw.errors import ConfigError
 from daw.models import Finding, Measurement, ProbeResult, disambiguate, fingerprint
-from daw.probes.base import ProbeContext, digest_files, error_result, files_with_suffix
-from daw.probes.sast import (
+from daw.probes.base import (
     MAX_FILE_BYTES,
+    ProbeContext,
+    digest_files,
+    error_result,
+    files_with_suffix,
+)
+from daw.probes.sast import (
     SAFE_PATH_ENV,
     FileSelection,
     batches,

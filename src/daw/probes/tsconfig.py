@@ -28,11 +28,11 @@ from daw.models import (
 )
 from daw.probes.base import (
     ProbeContext,
+    SourceLines,
     digest_files,
     files_with_suffix,
     not_applicable,
 )
-from daw.probes.lint import SourceLines
 
 log = logging.getLogger(__name__)
 
@@ -575,7 +575,7 @@ def check_tsconfig(resolver: Resolver, rel: str) -> Finding | None:
     except ResolveError as exc:
         log.info("%s cannot be resolved: %s", rel, exc.message)
         line = exc.line if exc.file == path else _extends_line(resolver, path)
-        snippet = normalise_snippet(sources.line(rel, line))
+        snippet = normalise_snippet(sources.line(rel, line) or "")
         return _finding(
             exc.rule_id, exc.message, rel, line, f"{exc.message}\x1f{snippet}"
         )
@@ -586,7 +586,7 @@ def check_tsconfig(resolver: Resolver, rel: str) -> Finding | None:
     line = _cause_line(resolver, path, causes)
     message = " and ".join(_describe(cause) for cause in causes)
     texts = "\x1f".join(cause.text for cause in causes)
-    snippet = normalise_snippet(sources.line(rel, line))
+    snippet = normalise_snippet(sources.line(rel, line) or "")
     return _finding("not-strict", message, rel, line, f"{texts}\x1f{snippet}")
 
 

@@ -29,12 +29,13 @@ from daw.models import (
 )
 from daw.probes.base import (
     ProbeContext,
+    SourceLines,
     digest_files,
     error_result,
     files_with_suffix,
     not_applicable,
 )
-from daw.probes.lint import PYTHON_SUFFIXES, SourceLines, relative_path
+from daw.probes.lint import PYTHON_SUFFIXES, relative_path
 from daw.process import Completed, ToolError, run_tool
 from daw.redact import redact
 
@@ -323,7 +324,7 @@ def _undecodable(root: Path, files: list[str]) -> dict[str, str]:
 
 
 def _decode_finding(root: Path, rel: str, reason: str) -> Finding:
-    snippet = normalise_snippet(SourceLines(root).line(rel, 1))
+    snippet = normalise_snippet(SourceLines(root).line(rel, 1) or "")
     return Finding(
         category="type",
         tool="mypy",
@@ -409,7 +410,7 @@ def _mypy_findings(root: Path, errors: list[dict[str, Any]]) -> list[Finding]:
         code = str(error.get("code") or "misc")
         path = relative_path(root, str(error.get("file", "")))
         line = error.get("line") if isinstance(error.get("line"), int) else None
-        snippet = normalise_snippet(sources.line(path, line))
+        snippet = normalise_snippet(sources.line(path, line) or "")
         findings.append(
             Finding(
                 category="type",
@@ -508,7 +509,7 @@ def _pyright_findings(root: Path, diagnostics: list[dict[str, Any]]) -> list[Fin
         path = relative_path(root, str(diagnostic.get("file", "")))
         start = (diagnostic.get("range") or {}).get("start") or {}
         line = start["line"] + 1 if isinstance(start.get("line"), int) else None
-        snippet = normalise_snippet(sources.line(path, line))
+        snippet = normalise_snippet(sources.line(path, line) or "")
         findings.append(
             Finding(
                 category="type",
