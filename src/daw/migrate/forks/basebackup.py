@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +20,6 @@ from daw.migrate.forks.base import (
     Fork,
     ForkError,
     StrategyUnavailable,
-    fork_name,
-    utc_now,
 )
 from daw.process import ToolError, run_tool
 
@@ -76,32 +73,18 @@ class BasebackupStrategy:
             raise StrategyUnavailable(problem, hint="or use --strategy template")
         major, tablespaces = _server_facts(source)
         bindir = cluster.postgres_bindir(major)
-        name = fork_name(run_id)
-        folder = self._base_dir() / name
-        fork = Fork(
-            strategy=self.name,
-            run_id=run_id,
-            name=name,
-            url=source,
-            source=source.redacted(),
-            created_at=utc_now(),
-            details={"folder": str(folder), "bindir": str(bindir), "port": 0},
+        return cluster.create_cluster_fork(
+            self.name,
+            source,
+            run_id,
+            state,
+            lambda name: self._base_dir() / name,
+            bindir,
+            lambda fork, folder: _build(fork, source, folder, bindir, tablespaces),
         )
-        state.record(fork)
-        started = time.monotonic()
-        try:
-            _build(fork, source, folder, bindir, tablespaces)
-        except BaseException:
-            _remove(fork)
-            state.remove(name)
-            raise
-        fork.seconds = time.monotonic() - started
-        fork.bytes_copied = cluster.folder_bytes(folder / "data")
-        state.record(fork)
-        return fork
 
     def discard(self, fork: Fork) -> None:
-        _remove(fork)
+        cluster.remove_cluster_fork(fork)
 
     def _base_dir(self) -> Path:
         if self.base_dir is not None:
@@ -191,15 +174,3 @@ def _backup(args: list[str], folder: Path, source: DatabaseUrl) -> None:
             _explain_replication_failure(source, completed.stderr),
             hint="or use --strategy template",
         )
-
-
-def _remove(fork: Fork) -> None:
-    folder = Path(fork.details.get("folder", ""))
-    if not folder.name:
-        return
-    bindir = Path(fork.details.get("bindir", ""))
-    if (folder / "data").is_dir() and (bindir / "pg_ctl").is_file():
-        cluster.stop_server(folder / "data", bindir=bindir)
-    if folder.exists():
-        cluster.remove_folder(folder)
-    log.info("removed cluster fork %s", fork.name)

@@ -15,9 +15,13 @@ import pwd
 import shlex
 import shutil
 import socket
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from daw.migrate.forks.base import ForkError
+from daw.migrate.dburl import DatabaseUrl
+from daw.migrate.forks.base import Fork, ForkError, fork_name, utc_now
 from daw.process import ToolError, run_tool
 
 log = logging.getLogger(__name__)
@@ -184,3 +188,55 @@ def _postmaster_pid(data_dir: Path) -> int:
         return int((data_dir / "postmaster.pid").read_text().splitlines()[0])
     except (OSError, ValueError, IndexError):
         return 0
+
+
+def create_cluster_fork(
+    strategy: str,
+    source: DatabaseUrl,
+    run_id: str,
+    state: Any,
+    folder_for: Callable[[str], Path],
+    bindir: Path,
+    build: Callable[[Fork, Path], None],
+) -> Fork:
+    """Record a fork whose data folder is ``folder_for(name)/data``, build it, time it.
+
+    The fork is recorded in ``state`` before ``build`` runs, so a crash leaves a
+    state file that cleanup finds. A failed build removes the folder and the record.
+    """
+    name = fork_name(run_id)
+    folder = folder_for(name)
+    fork = Fork(
+        strategy=strategy,
+        run_id=run_id,
+        name=name,
+        url=source,
+        source=source.redacted(),
+        created_at=utc_now(),
+        details={"folder": str(folder), "bindir": str(bindir), "port": 0},
+    )
+    state.record(fork)
+    started = time.monotonic()
+    try:
+        build(fork, folder)
+    except BaseException:
+        remove_cluster_fork(fork)
+        state.remove(name)
+        raise
+    fork.seconds = time.monotonic() - started
+    fork.bytes_copied = folder_bytes(folder / "data")
+    state.record(fork)
+    return fork
+
+
+def remove_cluster_fork(fork: Fork) -> None:
+    """Stop the fork's server, if it runs, and delete its folder."""
+    folder = Path(fork.details.get("folder", ""))
+    if not folder.name:
+        return
+    bindir = Path(fork.details.get("bindir", ""))
+    if (folder / "data").is_dir() and (bindir / "pg_ctl").is_file():
+        stop_server(folder / "data", bindir=bindir)
+    if folder.exists():
+        remove_folder(folder)
+    log.info("removed %s fork %s", fork.strategy, fork.name)

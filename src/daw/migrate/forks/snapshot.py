@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +30,6 @@ from daw.migrate.forks.base import (
     Fork,
     ForkError,
     StrategyUnavailable,
-    fork_name,
-    utc_now,
 )
 from daw.migrate.forks.reflink import reflink_problem
 from daw.process import ToolError, run_tool
@@ -84,32 +81,18 @@ class SnapshotStrategy:
         assert isinstance(facts, dict)
         data_dir = Path(facts["data_directory"])
         bindir = cluster.postgres_bindir(int(facts["major"]))
-        name = fork_name(run_id)
-        folder = self._base_dir(data_dir) / name
-        fork = Fork(
-            strategy=self.name,
-            run_id=run_id,
-            name=name,
-            url=source,
-            source=source.redacted(),
-            created_at=utc_now(),
-            details={"folder": str(folder), "bindir": str(bindir), "port": 0},
+        return cluster.create_cluster_fork(
+            self.name,
+            source,
+            run_id,
+            state,
+            lambda name: self._base_dir(data_dir) / name,
+            bindir,
+            lambda fork, folder: _build(fork, source, data_dir, folder, bindir),
         )
-        state.record(fork)
-        started = time.monotonic()
-        try:
-            _build(fork, source, data_dir, folder, bindir)
-        except BaseException:
-            _remove(fork)
-            state.remove(name)
-            raise
-        fork.seconds = time.monotonic() - started
-        fork.bytes_copied = cluster.folder_bytes(folder / "data")
-        state.record(fork)
-        return fork
 
     def discard(self, fork: Fork) -> None:
-        _remove(fork)
+        cluster.remove_cluster_fork(fork)
 
     def _base_dir(self, data_dir: Path) -> Path:
         if self.base_dir is not None:
@@ -237,15 +220,3 @@ def _finish_clone(clone: Path, *, label: str, tablespace_map: str) -> None:
     (clone / "backup_label").write_text(label)
     if tablespace_map:
         (clone / "tablespace_map").write_text(tablespace_map)
-
-
-def _remove(fork: Fork) -> None:
-    folder = Path(fork.details.get("folder", ""))
-    if not folder.name:
-        return
-    bindir = Path(fork.details.get("bindir", ""))
-    if (folder / "data").is_dir() and (bindir / "pg_ctl").is_file():
-        cluster.stop_server(folder / "data", bindir=bindir)
-    if folder.exists():
-        cluster.remove_folder(folder)
-    log.info("removed snapshot fork %s", fork.name)
