@@ -225,33 +225,47 @@ def _ruff_version(ctx: ProbeContext) -> str:
 
 def _run_ruff(ctx: ProbeContext, files: list[str]) -> list[dict[str, Any]]:
     """Return ruff's violations for ``files``; raises ToolError on a failed run."""
-    violations: list[dict[str, Any]] = []
+    command = [ctx.python, "-m", "ruff", *_RUFF_FLAGS]
+    return _run_json_batches(ctx, command, files, "ruff", "violations")
+
+
+def _run_json_batches(
+    ctx: ProbeContext, command: list[str], files: list[str], tool: str, what: str
+) -> list[dict[str, Any]]:
+    """Run ``command -- FILES`` per batch and return the JSON objects it lists.
+
+    Raises ToolError on an exit code other than 0 or 1, on output that is not
+    JSON, on JSON that is not a list of objects, and on exit 1 with an empty list.
+    """
+    records: list[dict[str, Any]] = []
     for batch in batches(files):
         completed = run_tool(
-            [ctx.python, "-m", "ruff", *_RUFF_FLAGS, "--", *batch],
+            [*command, "--", *batch],
             cwd=ctx.scan_root,
             timeout_s=ctx.settings.tool_timeout_s,
         )
-        violations.extend(_parse_ruff(completed))
-    return violations
+        records.extend(_parse_json_list(completed, tool, what))
+    return records
 
 
-def _parse_ruff(completed: Completed) -> list[dict[str, Any]]:
+def _parse_json_list(
+    completed: Completed, tool: str, what: str
+) -> list[dict[str, Any]]:
     if completed.returncode not in (0, 1):
-        raise ToolError(f"ruff failed: {completed.describe()}")
+        raise ToolError(f"{tool} failed: {completed.describe()}")
     try:
         data = json.loads(completed.stdout)
     except json.JSONDecodeError as exc:
         raise ToolError(
-            f"ruff wrote output that is not JSON ({exc}): {completed.describe()}"
+            f"{tool} wrote output that is not JSON ({exc}): {completed.describe()}"
         ) from exc
     if not isinstance(data, list) or not all(isinstance(v, dict) for v in data):
         raise ToolError(
-            f"ruff wrote JSON that is not a list of violations: {completed.describe()}"
+            f"{tool} wrote JSON that is not a list of {what}: {completed.describe()}"
         )
     if completed.returncode == 1 and not data:
         raise ToolError(
-            f"ruff exited with 1 but reported no violations: {completed.describe()}"
+            f"{tool} exited with 1 but reported no {what}: {completed.describe()}"
         )
     return data
 
@@ -412,31 +426,8 @@ def _run_eslint(
     ctx: ProbeContext, executable: Path, files: list[str]
 ) -> list[dict[str, Any]]:
     """Return eslint's per-file reports; raises ToolError on a failed run."""
-    reports: list[dict[str, Any]] = []
-    for batch in batches(files):
-        completed = run_tool(
-            [str(executable), *_ESLINT_FLAGS, "--", *batch],
-            cwd=ctx.scan_root,
-            timeout_s=ctx.settings.tool_timeout_s,
-        )
-        reports.extend(_parse_eslint(completed))
-    return reports
-
-
-def _parse_eslint(completed: Completed) -> list[dict[str, Any]]:
-    if completed.returncode not in (0, 1):
-        raise ToolError(f"eslint failed: {completed.describe()}")
-    try:
-        data = json.loads(completed.stdout)
-    except json.JSONDecodeError as exc:
-        raise ToolError(
-            f"eslint wrote output that is not JSON ({exc}): {completed.describe()}"
-        ) from exc
-    if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
-        raise ToolError(
-            f"eslint wrote JSON that is not a list of reports: {completed.describe()}"
-        )
-    return data
+    command = [str(executable), *_ESLINT_FLAGS]
+    return _run_json_batches(ctx, command, files, "eslint", "reports")
 
 
 def _eslint_findings(root: Path, reports: list[dict[str, Any]]) -> list[Finding]:
