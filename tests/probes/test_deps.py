@@ -13,7 +13,7 @@ from daw.probes.deps import Dependency, DependencyError, discover_dependencies
 from daw.stages import Stage
 
 # Lock-file artifacts: "$name" in a lock template is the file's URL and
-# "$name_hash" a sha256 of its name, which stands in for the content hash.
+# "$name_hash" a sha256 of its name, used in place of the content hash.
 ARTIFACTS = {
     "certifi_sdist": "certifi-2024.8.30.tar.gz",
     "certifi_wheel": "certifi-2024.8.30-py3-none-any.whl",

@@ -1,8 +1,8 @@
 """What a rehearsal on the fork measures: statement durations, locks and table sizes.
 
 The lock sampler polls ``pg_locks`` from its own connection while the migration
-runs, so it records every relation lock the migration's session holds or waits for,
-but only those held for at least about one poll interval (50 ms by default).
+runs. It records the relation locks the migration's session holds or waits for, but
+only those that last at least about one poll interval (50 ms by default).
 Durations and lock times are measured on the fork; production may differ with
 its own load, cache state and hardware, so the report calls them estimates.
 """

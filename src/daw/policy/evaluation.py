@@ -178,23 +178,31 @@ def _metric_value(
     tools = tuple(sorted({m.tool for m in relevant}))
     if not relevant:
         return _Value(MeasurementStatus.NOT_APPLICABLE, None, NOT_MEASURED, tools)
+
     errors = [m for m in relevant if m.status is MeasurementStatus.ERROR]
     if errors:
         reason = "; ".join(f"{m.tool}: {m.reason}" for m in errors)
         return _Value(MeasurementStatus.ERROR, None, reason, tools)
-    taken = [m for m in relevant if m.status is MeasurementStatus.OK]
-    if not taken:
+
+    successful = [m for m in relevant if m.status is MeasurementStatus.OK]
+    if not successful:
         reason = "; ".join(f"{m.tool}: {m.reason}" for m in relevant)
         return _Value(MeasurementStatus.NOT_APPLICABLE, None, reason, tools)
+
+    value, fingerprints = _computed(spec, successful[0], counted)
+    return _Value(MeasurementStatus.OK, value, "", tools, fingerprints)
+
+
+def _computed(
+    spec: MetricSpec, first: Measurement, counted: Sequence[EvaluatedFinding]
+) -> tuple[float | None, tuple[str, ...]]:
+    """Return a measured metric's value and the fingerprints that explain it."""
     if spec.kind == "direct":
-        evidence = tuple(
-            sorted(
-                item.finding.fingerprint
-                for item in counted
-                if spec.evidence and item.finding.category == spec.evidence
-            )
-        )
-        return _Value(MeasurementStatus.OK, taken[0].value, "", tools, evidence)
+        category = spec.evidence
+        matching = [item for item in counted if item.finding.category == category]
+        fingerprints = tuple(sorted(item.finding.fingerprint for item in matching))
+        return first.value, fingerprints if category else ()
+
     matching = [
         item
         for item in counted
@@ -203,13 +211,9 @@ def _metric_value(
     ]
     fingerprints = tuple(sorted(item.finding.fingerprint for item in matching))
     if spec.kind == "count":
-        return _Value(
-            MeasurementStatus.OK, float(len(matching)), "", tools, fingerprints
-        )
+        return float(len(matching)), fingerprints
     values = [item.finding.value or 0.0 for item in matching]
-    return _Value(
-        MeasurementStatus.OK, max(values, default=0.0), "", tools, fingerprints
-    )
+    return max(values, default=0.0), fingerprints
 
 
 def _evaluate_criterion(
@@ -269,12 +273,12 @@ def _judge(
             return Status.ERROR, False, f"{reason}; {_describe_waiver(waiver)}", waiver
         return Status.ERROR, would_block, reason, None
     value = measured.value if measured.value is not None else 0.0
-    shown, threshold = format_number(value), format_number(criterion.threshold)
-    comparison = f"{shown} {criterion.operator} {threshold}"
+    measured_text, threshold = format_number(value), format_number(criterion.threshold)
+    comparison = f"{measured_text} {criterion.operator} {threshold}"
     unit = f" {criterion.unit}" if criterion.unit else ""
     if criterion.passes(value):
         return Status.PASS, False, f"{comparison}{unit}", None
-    failed = f"{shown}{unit}, expected {criterion.operator} {threshold}{unit}"
+    failed = f"{measured_text}{unit}, expected {criterion.operator} {threshold}{unit}"
     if waiver is not None:
         return Status.WARN, False, f"{failed}; {_describe_waiver(waiver)}", waiver
     if would_block:

@@ -42,7 +42,7 @@ class ProbeSettings:
 
 @dataclass(frozen=True)
 class ProbeContext:
-    """What a probe may read.
+    """The inputs a probe may read.
 
     ``repo_root`` is the git working tree. ``scan_root`` is where file-based tools
     run: the working tree, or at the commit stage a temporary export of the git

@@ -476,7 +476,7 @@ def _run_pyright(
 
 def _parse_pyright(completed: Completed) -> list[dict[str, Any]]:
     # pyright 1.1 exits 0 or 1 after a check, 2 on a fatal error, 3 on an invalid
-    # config file and 4 on invalid arguments; some invalid config values only
+    # config file and 4 on invalid arguments. Some invalid config values only
     # print a "could not be parsed" line on stderr.
     if completed.returncode not in (0, 1) or "could not be parsed" in completed.stderr:
         raise ToolError(f"pyright failed: {completed.describe()}")

@@ -2,7 +2,7 @@
 
 Consistency: the clone is an online base backup. The data files are cloned with
 ``cp -a --reflink=always`` between ``pg_backup_start`` and ``pg_backup_stop``
-(non-exclusive, in one session); a temporary physical replication slot keeps the
+(non-exclusive, in one session). A temporary physical replication slot keeps the
 WAL written meanwhile, and ``pg_wal`` is cloned again after ``pg_backup_stop``.
 The ``backup_label`` from ``pg_backup_stop`` makes the fork server replay that
 WAL on start, so the fork is consistent as of ``pg_backup_stop``, as a
